@@ -29,6 +29,10 @@ install_requires = [
     # 0.10.21 is the last release that ships the pose and segmentation models inside the wheel
     # (newer ones download them at run time, which these machines cannot).
     "mediapipe==0.10.21",
+    # mediapipe pulls jax; jax/jaxlib 0.7.2 and later need numpy >= 2, and without this bound
+    # pip backtracks through dozens of 80 MB jaxlib wheels before settling on 0.7.1.
+    "jax<=0.7.1",
+    "jaxlib<=0.7.1",
     # mediapipe 0.10.21 depends on opencv-contrib-python, a superset of cv2 (with a GUI backend
     # for `--show`); adding opencv-python-headless too would install two wheels into the same
     # cv2/ folder. < 4.12 because 4.12 and later need numpy >= 2 (and pip backtracks for minutes).
