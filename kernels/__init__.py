@@ -7,34 +7,32 @@ Public ops (torch tensors in and out; ``impl="auto" | "triton" | "torch" | "open
     rgb_to_ycbcr, skin_mask, rgb_to_hsi,    seed 002's colour conversions and skin ellipse
     gradient_map                            seed 002's zero-sum gradient filters
 
-They are imported on first use: Triton fixes compiled vs interpreted execution when a kernel
-module is imported (see :mod:`kernels.triton_mode`), and ``import kernels`` alone stays cheap.
-Each op is also registered as ``torch.ops.tryon.<name>`` when its module is imported.
+Importing the package registers each op as ``torch.ops.tryon.<name>``. Triton fixes compiled vs
+interpreted execution when a kernel module is imported (see :mod:`kernels.triton_mode`): set
+``TRITON_INTERPRET=1`` before the first ``import kernels`` to run the kernels on CPU tensors.
 """
 
-from __future__ import annotations
+from kernels.box_blur import box_blur, box_blur_ref
+from kernels.composite import composite, composite_ref
+from kernels.gaussian_blur import gaussian_blur, gaussian_blur_ref
+from kernels.gradient_map import gradient_map, gradient_map_ref
+from kernels.rgb_to_hsi import rgb_to_hsi, rgb_to_hsi_ref
+from kernels.rgb_to_ycbcr import rgb_to_ycbcr, rgb_to_ycbcr_ref
+from kernels.skin_mask import skin_mask, skin_mask_ref
 
-import importlib
-from typing import Any
-
-_OPS = {
-    "gaussian_blur": "kernels.gaussian_blur",
-    "box_blur": "kernels.box_blur",
-    "composite": "kernels.composite",
-    "rgb_to_ycbcr": "kernels.rgb_to_ycbcr",
-    "skin_mask": "kernels.skin_mask",
-    "rgb_to_hsi": "kernels.rgb_to_hsi",
-    "gradient_map": "kernels.gradient_map",
-}
-__all__ = [name for op in _OPS for name in (op, f"{op}_ref")]
-
-
-def __getattr__(name: str) -> Any:
-    module = _OPS.get(name.removesuffix("_ref"))
-    if module is None:
-        raise AttributeError(f"module 'kernels' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__all__ = [
+    "box_blur",
+    "box_blur_ref",
+    "composite",
+    "composite_ref",
+    "gaussian_blur",
+    "gaussian_blur_ref",
+    "gradient_map",
+    "gradient_map_ref",
+    "rgb_to_hsi",
+    "rgb_to_hsi_ref",
+    "rgb_to_ycbcr",
+    "rgb_to_ycbcr_ref",
+    "skin_mask",
+    "skin_mask_ref",
+]
