@@ -1,9 +1,9 @@
 """Ahead-of-time compilation of every Triton kernel in ``kernels/`` for real GPUs.
 
 Each kernel module registers, right after its ``@triton.jit`` kernel, one or more
-:class:`AotSpec` (a concrete signature and constexprs) with :func:`register_aot`. ``python -m
-kernels.aot`` imports every module of the package, refuses kernels that registered nothing, and
-compiles every spec with ``triton.compile(ASTSource(...), target=GPUTarget("cuda", cc, 32))``
+:class:`AotSpec` (a concrete signature and constexprs) with :func:`register_aot`. ``tryon aot``
+imports every module of the package, refuses kernels that registered nothing, and compiles
+every spec with ``triton.compile(ASTSource(...), target=GPUTarget("cuda", cc, 32))``
 (PTX and cubin, on any host: no GPU needed), printing shared memory and registers per kernel.
 
 This must run *without* ``TRITON_INTERPRET=1``: the interpreter replaces ``@triton.jit`` kernels
@@ -12,11 +12,8 @@ with Python functions that cannot be compiled. The tests run it in a subprocess 
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import json
 import pkgutil
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,32 +127,3 @@ def compile_all(ccs: tuple[int, ...] = (80, 90)) -> list[dict[str, Any]]:
                 }
             )
     return records
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m kernels.aot", description="AOT-compile every Triton kernel for GPUs."
-    )
-    parser.add_argument("--cc", type=int, nargs="+", default=[80, 90], help="compute capabilities")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    missing = unregistered_kernels()
-    records = compile_all(tuple(args.cc))
-    if args.json:
-        print(json.dumps({"records": records, "unregistered": missing}))
-    else:
-        for r in records:
-            print(
-                f"sm_{r['cc']}  {r['kernel']:<60} warps={r['num_warps']} "
-                f"shared={r['shared_bytes']} B  cubin={r['cubin_bytes']} B"
-            )
-        for name in missing:
-            print(f"UNREGISTERED: {name} (call kernels.aot.register_aot after defining it)")
-    return 1 if missing else 0
-
-
-if __name__ == "__main__":
-    # Run the copy imported as kernels.aot: that is the registry the kernel modules fill.
-    from kernels.aot import main as _main
-
-    sys.exit(_main())

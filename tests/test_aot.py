@@ -1,6 +1,6 @@
 """Every Triton kernel in kernels/ compiles for real GPUs (sm_80, sm_90) on this CPU host.
 
-Runs ``python -m kernels.aot`` in a subprocess without TRITON_INTERPRET: the interpreter (set by
+Runs ``tryon aot`` in a subprocess without TRITON_INTERPRET: the interpreter (set by
 conftest for this process) replaces kernels with Python functions that cannot be compiled.
 """
 
@@ -16,7 +16,7 @@ import pytest
 def aot_report():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     proc = subprocess.run(
-        [sys.executable, "-m", "kernels.aot", "--json", "--cc", "80", "90"],
+        [sys.executable, "-m", "engine.cli", "aot", "--json", "--cc", "80", "90"],
         capture_output=True, text=True, timeout=900, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
