@@ -1,6 +1,7 @@
 """The tryon:: ops are visible to torch.compile and pass torch.library's consistency checks."""
 
 import importlib
+
 import pytest
 import torch
 
