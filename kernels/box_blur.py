@@ -19,10 +19,11 @@ Bytes moved per pixel and channel (Triton path): 1 read + 1 write of the element
 
 from __future__ import annotations
 
-import numpy as np
+import cv2
 import torch
 
 from kernels.dispatch import Impl, resolve_impl
+from kernels.opencv_bridge import apply_per_image
 from kernels.separable_filter import (
     BOX_U8_ROUND,
     BOX_U8_SHIFT,
@@ -58,21 +59,6 @@ def _mask_as_float(mask: torch.Tensor | None) -> torch.Tensor | None:
     return mask.to(torch.float32) if mask is not None and mask.dtype == torch.bool else mask
 
 
-def _box_blur_opencv(x: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
-    """OpenCV on each image (H, W, C); float16 goes through float32. Result is channels-last."""
-    import cv2
-
-    n, c, h, w = x.shape
-    work = x.float() if x.dtype == torch.float16 else x
-    out = torch.empty((n, h, w, c), dtype=work.dtype)
-    out_np = out.numpy()
-    for i in range(n):
-        src = np.ascontiguousarray(work[i].permute(1, 2, 0).numpy())
-        dst = out_np[i] if c > 1 else out_np[i][:, :, 0]
-        cv2.blur(src, (kw, kh), dst=dst, borderType=cv2.BORDER_REFLECT_101)
-    return out.permute(0, 3, 1, 2).to(x.dtype)
-
-
 def box_blur(
     x: torch.Tensor,
     ksize: int | tuple[int, int],
@@ -102,7 +88,9 @@ def box_blur(
     path = resolve_impl(impl, x.device, has_opencv=True)
     mask = _mask_as_float(mask)
     if path == "opencv":
-        blurred = _box_blur_opencv(x, kh, kw)
+        blurred = apply_per_image(
+            x, lambda src, dst: cv2.blur(src, (kw, kh), dst=dst, borderType=cv2.BORDER_REFLECT_101)
+        )
         return blurred if mask is None else masked_blend_ref(x, blurred, mask)
     kx, ky, mode, delta, scale = _plan(x, kh, kw)
     run = separable_filter_ref if path == "torch" else separable_filter

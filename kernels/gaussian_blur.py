@@ -23,12 +23,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
+import cv2
 import torch
 
 from engine.errors import InputError
 from kernels.dispatch import Impl, resolve_impl
 from kernels.gaussian_weights import gaussian_weights, gaussian_weights_fixed_point
+from kernels.opencv_bridge import apply_per_image
 from kernels.separable_filter import FLOAT, GAUSS_U8, separable_filter, separable_filter_ref
 from kernels.validation import check_image, check_odd_ksize
 
@@ -66,26 +67,6 @@ def _taps(
     return kx.to(x.device), ky.to(x.device), mode
 
 
-def _gaussian_blur_opencv(
-    x: torch.Tensor, kh: int, kw: int, sigma_y: float, sigma_x: float
-) -> torch.Tensor:
-    """OpenCV on each image (H, W, C); float16 goes through float32. Result is channels-last."""
-    import cv2
-
-    n, c, h, w = x.shape
-    work = x.float() if x.dtype == torch.float16 else x
-    out = torch.empty((n, h, w, c), dtype=work.dtype)
-    out_np = out.numpy()
-    for i in range(n):
-        src = np.ascontiguousarray(work[i].permute(1, 2, 0).numpy())
-        dst = out_np[i] if c > 1 else out_np[i][:, :, 0]
-        cv2.GaussianBlur(
-            src, (kw, kh), sigmaX=sigma_x, sigmaY=sigma_y, dst=dst,
-            borderType=cv2.BORDER_REFLECT_101,
-        )  # fmt: skip
-    return out.permute(0, 3, 1, 2).to(x.dtype)
-
-
 def gaussian_blur(
     x: torch.Tensor,
     ksize: int | tuple[int, int],
@@ -111,7 +92,13 @@ def gaussian_blur(
     sigma_y, sigma_x = _check_sigma(sigma)
     path = resolve_impl(impl, x.device, has_opencv=True)
     if path == "opencv":
-        return _gaussian_blur_opencv(x, kh, kw, sigma_y, sigma_x)
+        return apply_per_image(
+            x,
+            lambda src, dst: cv2.GaussianBlur(
+                src, (kw, kh), sigmaX=sigma_x, sigmaY=sigma_y, dst=dst,
+                borderType=cv2.BORDER_REFLECT_101,
+            ),
+        )  # fmt: skip
     kx, ky, mode = _taps(x, kh, kw, sigma_y, sigma_x)
     if kx.numel() == 1 and ky.numel() == 1:
         return x.clone()
