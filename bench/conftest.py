@@ -65,11 +65,14 @@ def peak_gbs() -> tuple[float, str]:
 
 @pytest.fixture
 def measure(benchmark, peak_gbs) -> Callable[..., float]:
-    """``measure(fn, bytes_moved=..., rounds=...) -> median seconds``: times ``fn`` with
-    pytest-benchmark (one warm-up round, device synchronized around each call) and records
-    median/p95 ms, GB/s and the fraction of peak bandwidth in ``extra_info``."""
+    """``measure(fn, bytes_moved=..., flops=None, rounds=...) -> median seconds``: times ``fn``
+    with pytest-benchmark (one warm-up round, device synchronized around each call) and records
+    median/p95 ms, GB/s, the fraction of peak bandwidth and (given ``flops``) TFLOP/s in
+    ``extra_info``."""
 
-    def run(fn: Callable[[], object], *, bytes_moved: int, rounds: int = 10) -> float:
+    def run(
+        fn: Callable[[], object], *, bytes_moved: int, flops: int | None = None, rounds: int = 10
+    ) -> float:
         def timed() -> None:
             fn()
             synchronize()
@@ -91,6 +94,8 @@ def measure(benchmark, peak_gbs) -> Callable[..., float]:
             peak_GB_per_s=round(peak, 1),
             peak_source=source,
         )
+        if flops is not None:
+            benchmark.extra_info.update(flops=flops, TFLOP_per_s=round(flops / median / 1e12, 4))
         return median
 
     return run

@@ -6,6 +6,7 @@ Public ops (torch tensors in and out; ``impl="auto" | "triton" | "torch" | "open
     composite                               seed 000's two-stage mask compositing
     rgb_to_ycbcr, skin_mask, rgb_to_hsi,    seed 002's colour conversions and skin ellipse
     gradient_map                            seed 002's zero-sum gradient filters
+    patch_attention                         seed 000's multi-scale patch attention (MPDT)
 
 Importing the package registers each op as ``torch.ops.tryon.<name>``. Triton fixes compiled vs
 interpreted execution when a kernel module is imported (see :mod:`kernels.triton_mode`): set
@@ -16,6 +17,7 @@ from kernels.box_blur import box_blur, box_blur_ref
 from kernels.composite import composite, composite_ref
 from kernels.gaussian_blur import gaussian_blur, gaussian_blur_ref
 from kernels.gradient_map import gradient_map, gradient_map_ref
+from kernels.patch_attention import patch_attention, patch_attention_ref
 from kernels.rgb_to_hsi import rgb_to_hsi, rgb_to_hsi_ref
 from kernels.rgb_to_ycbcr import rgb_to_ycbcr, rgb_to_ycbcr_ref
 from kernels.skin_mask import skin_mask, skin_mask_ref
@@ -29,6 +31,8 @@ __all__ = [
     "gaussian_blur_ref",
     "gradient_map",
     "gradient_map_ref",
+    "patch_attention",
+    "patch_attention_ref",
     "rgb_to_hsi",
     "rgb_to_hsi_ref",
     "rgb_to_ycbcr",
