@@ -37,6 +37,8 @@ install_requires = [
     # for `--show`); adding opencv-python-headless too would install two wheels into the same
     # cv2/ folder. < 4.12 because 4.12 and later need numpy >= 2 (and pip backtracks for minutes).
     "opencv-contrib-python>=4.10,<4.12",
+    # Generator weights: a safe tensor format (no pickle), config stored in its metadata.
+    "safetensors>=0.4",
     # Progress bars for export, training and video files.
     "tqdm>=4.66",
 ]
@@ -60,6 +62,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=[f"{top}{sub}" for top in PACKAGES for sub in ("", ".*")]),
     include_package_data=True,
+    package_data={"engine": ["models/*.safetensors"]},
     install_requires=install_requires,
     extras_require=extras_require,
     entry_points={"console_scripts": ["tryon = engine.cli:main"]},

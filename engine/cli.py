@@ -3,6 +3,8 @@
 Verbs:
     tryon doctor [--json]          report the install (torch/CUDA, Triton, TensorRT, onnxruntime)
     tryon aot [--cc ...] [--json]  compile every Triton kernel for GPUs (PTX + cubin, no GPU needed)
+    tryon train --config lite --steps N --out DIR   train a generator on synthetic clips
+    tryon eval --model demo [--json]                score a generator on held-out clips
 
 Each verb is a function ``_cmd_<verb>(args) -> int`` returning the process exit code.
 """
@@ -56,6 +58,30 @@ def _cmd_aot(args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from engine.training import TrainConfig, train
+
+    cfg = TrainConfig(model=args.config, steps=args.steps, batch=args.batch, pool=args.pool,
+                      lr=args.lr, seed=args.seed)  # fmt: skip
+    train(cfg, args.out)
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from engine.evaluation import evaluate
+    from engine.weights import load_generator
+
+    model = load_generator(args.model)
+    results = evaluate(model, clips=args.clips)
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    print(f"{'':<10} " + " ".join(f"{m:>12}" for m in next(iter(results.values()))))
+    for name, scores in results.items():
+        print(f"{name:<10} " + " ".join(f"{v:>12.4f}" for v in scores.values()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tryon`` with one sub-parser per verb."""
     parser = argparse.ArgumentParser(
@@ -78,6 +104,25 @@ def build_parser() -> argparse.ArgumentParser:
     aot.add_argument("--cc", type=int, nargs="+", default=[80, 90], help="compute capabilities")
     aot.add_argument("--json", action="store_true", help="print one JSON object instead")
     aot.set_defaults(run=_cmd_aot)
+
+    train = verbs.add_parser("train", help="train an MPDT generator on synthetic clips (CPU)")
+    train.add_argument("--config", default="lite", help="preset: lite | base")
+    train.add_argument("--steps", type=int, default=2000, help="optimizer steps")
+    train.add_argument("--out", required=True, help="output directory (resumes if it holds a "
+                       "checkpoint)")  # fmt: skip
+    train.add_argument("--batch", type=int, default=2, help="clips per step")
+    train.add_argument("--pool", type=int, default=256, help="synthetic training clips")
+    train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    train.add_argument("--seed", type=int, default=0, help="seed of init and sampling")
+    train.set_defaults(run=_cmd_train)
+
+    evaluate = verbs.add_parser(
+        "eval", help="score a generator and two baselines on held-out clips"
+    )
+    evaluate.add_argument("--model", default="demo", help="'demo' or a weights file")
+    evaluate.add_argument("--clips", type=int, default=16, help="held-out clips to score")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON line")
+    evaluate.set_defaults(run=_cmd_eval)
     return parser
 
 

@@ -30,6 +30,8 @@ class AotSpec:
         signature: argument name -> Triton type (``"*fp32"``, ``"*u8"``, ``"i32"``, ``"i64"``, ...).
         constexprs: constexpr argument name -> value.
         num_warps: warps per program.
+        enable_fp_fusion: whether the compiler may contract mul + add into FMA (kernels that
+            promise bit-identical results to their reference launch with it off).
     """
 
     name: str
@@ -37,6 +39,7 @@ class AotSpec:
     signature: dict[str, str]
     constexprs: dict[str, Any] = field(default_factory=dict)
     num_warps: int = 4
+    enable_fp_fusion: bool = True
 
 
 _REGISTRY: list[AotSpec] = []
@@ -49,11 +52,14 @@ def register_aot(
     *,
     variant: str = "",
     num_warps: int = 4,
+    enable_fp_fusion: bool = True,
 ) -> None:
     """Register one compile spec for ``kernel`` (call at import time of the kernel's module)."""
     fn = getattr(kernel, "fn", kernel)
     name = f"{fn.__module__}.{fn.__name__}" + (f"[{variant}]" if variant else "")
-    _REGISTRY.append(AotSpec(name, kernel, dict(signature), dict(constexprs or {}), num_warps))
+    _REGISTRY.append(
+        AotSpec(name, kernel, dict(signature), dict(constexprs or {}), num_warps, enable_fp_fusion)
+    )
 
 
 def _import_all_kernel_modules() -> list[Any]:
@@ -114,7 +120,9 @@ def compile_all(ccs: tuple[int, ...] = (80, 90)) -> list[dict[str, Any]]:
         for cc in ccs:
             source = ASTSource(fn=spec.kernel, signature=spec.signature, constexprs=spec.constexprs)
             compiled = triton.compile(
-                source, target=GPUTarget("cuda", cc, 32), options={"num_warps": spec.num_warps}
+                source,
+                target=GPUTarget("cuda", cc, 32),
+                options={"num_warps": spec.num_warps, "enable_fp_fusion": spec.enable_fp_fusion},
             )
             records.append(
                 {

@@ -194,6 +194,8 @@ def _check_args(
     for name, x in masks.items():
         check_image(name, x, dtypes=MASK_DTYPES, channels=1)
     ref = images["cloth"]
+    if ref.shape[0] > 65535:  # CUDA's limit on grid axis 1, which carries the frames
+        raise InputError("cloth", "at most 65535 frames (N) per call", ref)
     for name, x in images.items():
         check_like(name, x, "cloth", ref, channels=3)
     for name, x in masks.items():

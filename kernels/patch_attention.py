@@ -148,7 +148,7 @@ def _patch_pv_kernel(
     v_el = _element_offsets(e, c0, PH, PW, stride_vc, stride_vh, stride_vw)
     acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
     for n0 in range(0, N, BLOCK_N):
-        n = n0 + tl.arange(0, BLOCK_N)
+        n = n0 + tl.arange(0, BLOCK_N).to(tl.int64)  # int64: token offsets can pass 2^31
         p = tl.load(
             p_ptr + b * stride_pb + m[:, None] * stride_pm + n[None, :],
             mask=(m < N)[:, None] & (n < N)[None, :],
@@ -213,6 +213,8 @@ def _check_inputs(
         if t.dtype != q.dtype or t.device != q.device:
             raise InputError(name, f"{q.dtype} on {q.device} like q", t)
     b, t_, c, h, w = q.shape
+    if b > 65535:  # CUDA's limit on grid axes 1 and 2, which carry the batch
+        raise InputError("q", "at most 65535 sequences (B) per call", q)
     sizes_expected = "a non-empty list of (ph, pw) pairs of positive ints, one per head"
     if not isinstance(patch_sizes, Sequence) or isinstance(patch_sizes, str) or not patch_sizes:
         raise InputError("patch_sizes", sizes_expected, patch_sizes)

@@ -14,17 +14,22 @@ followed by one of four epilogues (``MODE``), each chosen to reproduce OpenCV bi
   ``GaussianBlur``): ``out = (acc + 2^15) >> 16``;
 - ``BOX_U8_SHIFT``: unit taps, kernel area ``d <= 256`` (OpenCV's ``ColumnSum<ushort, uchar>``):
   ``out = ((acc + delta) * scale) >> 23`` with OpenCV's integer ``delta`` and ``scale`` for ``d``;
-- ``BOX_U8_ROUND``: unit taps, ``d > 256``: ``out = round(acc / d)`` (no ties: ``d`` is odd).
+- ``BOX_U8_ROUND``: unit taps, ``d > 256``: ``out = round(acc / d)``, in exact integer arithmetic
+  ``(2 acc + d) // (2 d)`` (no ties: ``d`` is odd).
 
 With ``HAS_MASK`` the result is blended with the centre pixel, ``mask * out + (1 - mask) * src``,
 in fp32 (rounded half up and clamped for uint8), the mask being (N, 1, H, W).
+
+Float epilogues run with ``enable_fp_fusion=False`` (no FMA contraction), so the compiled kernel
+rounds exactly as the reference does. The vertical taps are a runtime loop (one compile per kernel
+width, whatever the height); the horizontal taps are unrolled.
 
 One launch; the horizontal pass is recomputed for each vertical tap (the "recomputed halo"), so a
 pixel costs KH * KW loads that hit L1/L2, and DRAM traffic per pixel is one read of ``src`` (plus
 the halo rows shared with neighbouring tiles), one write of ``out`` and, with a mask, one mask
 read: 2 bytes/pixel/channel for uint8, 8 for fp32, (+ mask bytes / C).
 
-The grid is (column tiles, row tiles, N * C); every tensor is indexed through its own strides, so
+The grid is (N * C * column tiles, row tiles); every tensor is indexed through its own strides, so
 NCHW, channels-last and sliced inputs are read in place.
 """
 
@@ -60,14 +65,17 @@ def _separable_filter_kernel(
     y_ptr, stride_yn, stride_yc, stride_yh, stride_yw,
     m_ptr, stride_mn, stride_mh, stride_mw,
     kx_ptr, ky_ptr,
-    C, H, W,
+    C, H, W, KH,
     div_delta, div_scale,
-    KH: tl.constexpr, KW: tl.constexpr, MODE: tl.constexpr, HAS_MASK: tl.constexpr,
+    KW: tl.constexpr, MODE: tl.constexpr, HAS_MASK: tl.constexpr,
     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
 ):  # fmt: skip
-    pid_w = tl.program_id(0).to(tl.int64)
+    # Axis 0 folds (plane, column tile): CUDA caps grid axes 1 and 2 at 65535.
+    col_tiles = tl.cdiv(W, BLOCK_W)
+    pid_0 = tl.program_id(0).to(tl.int64)
+    plane = pid_0 // col_tiles
+    pid_w = pid_0 % col_tiles
     pid_h = tl.program_id(1).to(tl.int64)
-    plane = tl.program_id(2).to(tl.int64)
     n = plane // C
     c = plane % C
     oy = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)  # (BLOCK_H,)
@@ -79,7 +87,7 @@ def _separable_filter_kernel(
         acc = tl.zeros((BLOCK_H, BLOCK_W), dtype=tl.float32)
     else:
         acc = tl.zeros((BLOCK_H, BLOCK_W), dtype=tl.int32)
-    for j in tl.static_range(KH):
+    for j in range(KH):  # runtime loop: one compile serves every kernel height
         row_off = reflect101(oy + (j - KH // 2), H) * stride_xh  # (BLOCK_H,)
         if MODE == 0:
             row = tl.zeros((BLOCK_H, BLOCK_W), dtype=tl.float32)
@@ -101,7 +109,7 @@ def _separable_filter_kernel(
     elif MODE == 2:
         res = (((acc + div_delta).to(tl.int64) * div_scale) >> 23).to(tl.int32)
     else:
-        res = tl.floor(acc.to(tl.float32) / div_scale + 0.5).to(tl.int32)
+        res = (2 * acc + div_scale) // (2 * div_scale)  # exact round(acc / d), acc >= 0
 
     if HAS_MASK:
         centre = tl.load(
@@ -128,7 +136,7 @@ def _aot_signature(x: str, k: str) -> dict[str, str]:
     sig |= {"y_ptr": x} | {f"stride_y{d}": "i32" for d in "nchw"}
     sig |= {"m_ptr": "*fp32"} | {f"stride_m{d}": "i32" for d in "nhw"}
     sig |= {"kx_ptr": k, "ky_ptr": k}
-    return sig | dict.fromkeys(("C", "H", "W", "div_delta", "div_scale"), "i32")
+    return sig | dict.fromkeys(("C", "H", "W", "KH", "div_delta", "div_scale"), "i32")
 
 
 for _variant, (_x, _k, _mode, _mask) in {
@@ -144,8 +152,9 @@ for _variant, (_x, _k, _mode, _mask) in {
     register_aot(
         _separable_filter_kernel,
         _aot_signature(_x, _k),
-        {"KH": _kh, "KW": _kh, "MODE": _mode, "HAS_MASK": _mask, "BLOCK_H": 8, "BLOCK_W": 128},
+        {"KW": _kh, "MODE": _mode, "HAS_MASK": _mask, "BLOCK_H": 8, "BLOCK_W": 128},
         variant=_variant,
+        enable_fp_fusion=False,
     )
 
 
@@ -196,16 +205,17 @@ def separable_filter(
     m = mask if mask is not None else kx  # any valid pointer; never read without HAS_MASK
     m_strides = (mask.stride(0), mask.stride(2), mask.stride(3)) if mask is not None else (0, 0, 0)
     block_h, block_w, warps = _blocks(h, w)
-    grid = (triton.cdiv(w, block_w), triton.cdiv(h, block_h), n * c)
+    grid = (triton.cdiv(w, block_w) * n * c, triton.cdiv(h, block_h))
     _separable_filter_kernel[grid](
         x, *x.stride(),
         y, *y.stride(),
         m, *m_strides,
         kx, ky,
-        c, h, w,
+        c, h, w, ky.numel(),
         div_delta, div_scale,
-        KH=ky.numel(), KW=kx.numel(), MODE=mode,
-        HAS_MASK=mask is not None, BLOCK_H=block_h, BLOCK_W=block_w, num_warps=warps,
+        KW=kx.numel(), MODE=mode, HAS_MASK=mask is not None,
+        BLOCK_H=block_h, BLOCK_W=block_w, num_warps=warps,
+        enable_fp_fusion=False,  # separate mul and add, as in the reference: bit-identical
     )  # fmt: skip
     return y
 
@@ -247,7 +257,7 @@ def separable_filter_ref(
     elif mode == BOX_U8_SHIFT:
         res = ((acc.long() + div_delta) * div_scale) >> BOX_SHIFT
     else:
-        res = torch.floor(acc.to(torch.float32) / div_scale + 0.5)
+        res = (2 * acc.long() + div_scale) // (2 * div_scale)
     # Blend before the final cast, as the kernel does (one rounding for float16).
     return res.to(x.dtype) if mask is None else masked_blend_ref(x, res, mask)
 

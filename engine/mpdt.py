@@ -1,0 +1,266 @@
+"""The MPDT video try-on generator (seed 000): three encoders, N MPDT blocks, one decoder.
+
+Inputs, each a sequence of T frames, (B, T, C, H, W) float32 in [0, 1]:
+
+- ``cloth`` (C = 4): the garment warped onto the person in each frame, RGB + its warped alpha
+  (the alpha is the region Omega the cloth stream's attention is restricted to);
+- ``pose`` (C = ``pose_channels``): pose maps (:func:`engine.pose_maps.render_pose_maps`);
+- ``background`` (C = 3): the frame with the try-on region set to one grey value;
+- ``background_mask`` (C = 1): 1 where the background pixel is kept, 0 in the try-on region.
+
+Network: each input has a conv encoder (full resolution -> 1/2 -> 1/4); the 1/4-scale features
+go through N MPDT blocks; the decoder upsamples the last block's fused output ``O``, with skip
+connections from the background encoder (scene detail), to a rendered person ``I_r`` and a cloth
+mask ``M_c``. Composite (:func:`kernels.composite`)::
+
+    I_masked = M_c * C + (1 - M_c) * I_r;   tryon = (1 - M_a) * I_masked + M_a * A
+
+An MPDT block: ``Q = conv1x1(P)``, ``(K_c, V_c) = conv1x1(C)``, ``(K_a, V_a) = conv1x1(A)``;
+multi-scale patch attention (:func:`kernels.patch_attention`, one patch size per head, over all
+patches of all T frames; the cloth keys restricted to Omega), a 3x3 conv fusing the heads per
+stream (``att_c``, ``att_a``), ``O = conv1x1(concat(att_c, att_a))``, and the seed's residuals
+``C += att_c``, ``P += O``, ``A += att_a``.
+
+``M_c`` is the decoder's sigmoid times the warped alpha: the cloth is only composited where the
+warp put cloth. Any T works with the same weights (T = 1 is per-frame try-on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.errors import InputError
+from engine.pose_maps import POSE_CHANNELS
+from kernels.composite import composite
+from kernels.patch_attention import patch_attention
+
+__all__ = ["MPDTConfig", "MPDTGenerator", "INPUT_NAMES", "OUTPUT_NAMES"]
+
+INPUT_NAMES = ("cloth", "pose", "background", "background_mask")
+OUTPUT_NAMES = ("tryon", "rendered", "cloth_mask")
+CLOTH_CHANNELS = 4  # RGB + warped alpha
+
+
+@dataclass(frozen=True)
+class MPDTConfig:
+    """Architecture of an :class:`MPDTGenerator`.
+
+    Attributes:
+        name: preset name, or ``"custom"``.
+        height, width: input image size in pixels (multiples of ``4 * max(head_divisors)``).
+        frames: T, frames per generator call (the model runs with any T; this is the default).
+        channels: feature channels C of the 1/4-scale maps and the MPDT blocks.
+        blocks: number of chained MPDT blocks.
+        head_divisors: one per attention head: the head's patch is the feature map divided by it
+            (1 = the whole map, pure temporal attention; 8 = an eighth of each side).
+        pose_channels: channels of the pose input (pose maps).
+        feature_height, feature_width, patch_sizes: derived (1/4 scale, per-head patch sizes).
+    """
+
+    name: str = "custom"
+    height: int = 256
+    width: int = 192
+    frames: int = 4
+    channels: int = 32
+    blocks: int = 2
+    head_divisors: tuple[int, ...] = (1, 2, 4, 8)
+    pose_channels: int = POSE_CHANNELS
+    feature_height: int = field(init=False)
+    feature_width: int = field(init=False)
+    patch_sizes: tuple[tuple[int, int], ...] = field(init=False)
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        # The shipped demo: trained on this repo's 2-core CPU in minutes.
+        "lite": dict(height=128, width=96, frames=4, channels=32, blocks=2),
+        # The seed's example scale: 256x192 input, 64x48 features, heads 64x48 .. 8x6.
+        "base": dict(height=256, width=192, frames=8, channels=128, blocks=4),
+    }
+
+    def __post_init__(self) -> None:
+        for name in ("height", "width", "frames", "channels", "blocks", "pose_channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(name, "an int >= 1", value)
+        divisors = tuple(self.head_divisors)
+        if not divisors or not all(isinstance(d, int) and d >= 1 for d in divisors):
+            raise InputError("head_divisors", "a non-empty tuple of ints >= 1", self.head_divisors)
+        step = 4 * max(divisors)
+        if self.height % step or self.width % step:
+            raise InputError("height/width", f"multiples of {step} (4 x the largest divisor)",
+                             f"{self.height}x{self.width}")  # fmt: skip
+        if self.channels % len(divisors):
+            raise InputError("channels", f"a multiple of the {len(divisors)} heads", self.channels)
+        fh, fw = self.height // 4, self.width // 4
+        object.__setattr__(self, "head_divisors", divisors)
+        object.__setattr__(self, "feature_height", fh)
+        object.__setattr__(self, "feature_width", fw)
+        object.__setattr__(self, "patch_sizes", tuple((fh // d, fw // d) for d in divisors))
+
+    @classmethod
+    def from_name(cls, name: str) -> MPDTConfig:
+        """A preset: ``"lite"`` or ``"base"``."""
+        if name not in cls.PRESETS:
+            raise InputError("name", f"one of {', '.join(map(repr, cls.PRESETS))}", name)
+        return cls(name=name, **cls.PRESETS[name])
+
+    def to_dict(self) -> dict:
+        """The constructor arguments (JSON-serializable)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> MPDTConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        unknown = set(values) - names
+        if unknown:
+            raise InputError("config", f"only the keys {sorted(names)}", sorted(unknown))
+        values = dict(values)
+        if "head_divisors" in values:
+            values["head_divisors"] = tuple(values["head_divisors"])
+        return cls(**values)
+
+
+def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+class _Encoder(nn.Module):
+    """(N, Cin, H, W) -> full-res (c/2), 1/2-res (c) and 1/4-res (c) features."""
+
+    def __init__(self, cin: int, c: int) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(_conv(cin, c // 2), nn.GELU(), _conv(c // 2, c // 2), nn.GELU())
+        self.down1 = nn.Sequential(_conv(c // 2, c, stride=2), nn.GELU(), _conv(c, c), nn.GELU())
+        self.down2 = nn.Sequential(_conv(c, c, stride=2), nn.GELU(), _conv(c, c))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        full = self.stem(x)  # (N, c/2, H, W)
+        half = self.down1(full)  # (N, c, H/2, W/2)
+        return full, half, self.down2(half)  # (N, c, H/4, W/4)
+
+
+class _MPDTBlock(nn.Module):
+    """Pose queries, cloth and background keys/values, multi-scale patch attention."""
+
+    def __init__(self, c: int, patch_sizes: tuple[tuple[int, int], ...]) -> None:
+        super().__init__()
+        self.patch_sizes = [tuple(p) for p in patch_sizes]
+        self.q = nn.Conv2d(c, c, 1)
+        self.kv_cloth = nn.Conv2d(c, 2 * c, 1)
+        self.kv_background = nn.Conv2d(c, 2 * c, 1)
+        self.fuse_cloth = _conv(c, c)
+        self.fuse_background = _conv(c, c)
+        self.out = nn.Conv2d(2 * c, c, 1)
+
+    def forward(
+        self,
+        cloth: torch.Tensor,
+        pose: torch.Tensor,
+        background: torch.Tensor,
+        omega: torch.Tensor,
+        frames: int,
+        impl: str,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        n, c, h, w = cloth.shape  # (B*T, C, h, w) each
+        b = n // frames
+
+        def seq(x: torch.Tensor) -> torch.Tensor:  # (B*T, C', h, w) -> (B, T, C', h, w)
+            return x.reshape(b, frames, x.shape[1], h, w)
+
+        q = seq(self.q(pose))
+        k_c, v_c = seq(self.kv_cloth(cloth)).chunk(2, dim=2)  # channel slices, no copies
+        k_a, v_a = seq(self.kv_background(background)).chunk(2, dim=2)
+        att_c = patch_attention(q, k_c, v_c, self.patch_sizes, key_mask=omega, impl=impl)
+        att_a = patch_attention(q, k_a, v_a, self.patch_sizes, impl=impl)
+        att_c = self.fuse_cloth(att_c.reshape(n, c, h, w))
+        att_a = self.fuse_background(att_a.reshape(n, c, h, w))
+        fused = self.out(torch.cat([att_c, att_a], dim=1))  # O
+        return cloth + att_c, pose + fused, background + att_a, fused
+
+
+class _Decoder(nn.Module):
+    """O (1/4 res) + background skips -> rendered RGB and cloth-mask logit at full res."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.up1 = nn.Sequential(_conv(2 * c, c), nn.GELU())
+        self.up2 = nn.Sequential(_conv(c + c // 2, c // 2), nn.GELU())
+        self.head = nn.Sequential(_conv(c // 2, c // 2), nn.GELU(), _conv(c // 2, 4))
+
+    def forward(self, o: torch.Tensor, half: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(o, scale_factor=2.0, mode="nearest")
+        x = self.up1(torch.cat([x, half], dim=1))  # (N, c, H/2, W/2)
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        x = self.up2(torch.cat([x, full], dim=1))  # (N, c/2, H, W)
+        return self.head(x)  # (N, 4, H, W)
+
+
+class MPDTGenerator(nn.Module):
+    """Video try-on generator (see module docstring). Build with an :class:`MPDTConfig`."""
+
+    def __init__(self, config: MPDTConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.encode_cloth = _Encoder(CLOTH_CHANNELS, c)
+        self.encode_pose = _Encoder(config.pose_channels, c)
+        self.encode_background = _Encoder(4, c)  # background RGB + background mask
+        self.blocks = nn.ModuleList(_MPDTBlock(c, config.patch_sizes) for _ in range(config.blocks))
+        self.decoder = _Decoder(c)
+
+    def _check(self, cloth, pose, background, background_mask) -> tuple[int, int]:
+        cfg = self.config
+        expected_c = {"cloth": CLOTH_CHANNELS, "pose": cfg.pose_channels, "background": 3,
+                      "background_mask": 1}  # fmt: skip
+        b = t = None
+        for name, x in zip(INPUT_NAMES, (cloth, pose, background, background_mask), strict=True):
+            want = f"a (B, T, {expected_c[name]}, {cfg.height}, {cfg.width}) float tensor"
+            if not isinstance(x, torch.Tensor) or x.dim() != 5 or not x.dtype.is_floating_point:
+                raise InputError(name, want, x)
+            if b is None:
+                b, t = x.shape[:2]
+            if tuple(x.shape) != (b, t, expected_c[name], cfg.height, cfg.width) or x.numel() == 0:
+                raise InputError(name, want.replace("(B, T", f"({b}, {t}"), x)
+        return b, t
+
+    def forward(
+        self,
+        cloth: torch.Tensor,
+        pose: torch.Tensor,
+        background: torch.Tensor,
+        background_mask: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Args: (B, T, C, H, W) float tensors as in the module docstring (H, W from the config).
+
+        Returns:
+            ``{"tryon": (B, T, 3, H, W), "rendered": (B, T, 3, H, W),
+            "cloth_mask": (B, T, 1, H, W)}``, float, in [0, 1].
+        """
+        b, t = self._check(cloth, pose, background, background_mask)
+        h, w = self.config.height, self.config.width
+        # Differentiable torch attention while training; the Triton kernel (on CUDA) otherwise.
+        impl = "torch" if torch.is_grad_enabled() else "auto"
+        flat = lambda x: x.reshape(b * t, x.shape[2], h, w)  # noqa: E731
+        cloth_f, pose_f, bg_f, mask_f = map(flat, (cloth, pose, background, background_mask))
+        alpha = cloth_f[:, 3:4]  # (B*T, 1, H, W) warped alpha
+        _, _, c_feat = self.encode_cloth(cloth_f)
+        _, _, p_feat = self.encode_pose(pose_f)
+        bg_full, bg_half, a_feat = self.encode_background(torch.cat([bg_f, mask_f], dim=1))
+        fh, fw = c_feat.shape[-2:]
+        omega = F.max_pool2d(alpha, 4).reshape(b, t, 1, fh, fw) > 0.5  # Omega at 1/4 scale
+        fused = p_feat
+        for block in self.blocks:
+            c_feat, p_feat, a_feat, fused = block(c_feat, p_feat, a_feat, omega, t, impl)
+        out = self.decoder(fused, bg_half, bg_full)  # (B*T, 4, H, W)
+        rendered = torch.sigmoid(out[:, :3])
+        cloth_mask = torch.sigmoid(out[:, 3:4]) * alpha
+        tryon = composite(cloth_f[:, :3], rendered, cloth_mask, bg_f, mask_f,
+                          impl="torch" if impl == "torch" else "auto")  # fmt: skip
+        seq = lambda x: x.reshape(b, t, x.shape[1], h, w)  # noqa: E731
+        return {"tryon": seq(tryon), "rendered": seq(rendered), "cloth_mask": seq(cloth_mask)}
