@@ -5,6 +5,7 @@ Verbs:
     tryon aot [--cc ...] [--json]  compile every Triton kernel for GPUs (PTX + cubin, no GPU needed)
     tryon train --config lite --steps N --out DIR   train a generator on synthetic clips
     tryon eval --model demo [--json]                score a generator on held-out clips
+    tryon export --model demo --format onnx --out DIR [--frames T]   standard ONNX graph
 
 Each verb is a function ``_cmd_<verb>(args) -> int`` returning the process exit code.
 """
@@ -15,6 +16,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from engine import __version__
 
@@ -82,6 +84,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from engine.weights import load_generator
+    from export.onnx_export import FP32_MAX_REL_ERROR, export_onnx
+
+    model = load_generator(args.model)
+    frames = args.frames or model.config.frames
+    out = Path(args.out) / f"{Path(str(args.model)).stem}_t{frames}_standard.onnx"
+    path, result = export_onnx(model, out, frames=frames)
+    size = path.stat().st_size / 2**20
+    print(f"wrote {path} ({size:.1f} MiB, opset 17, T={frames}, "
+          f"{model.config.height}x{model.config.width})")  # fmt: skip
+    print("onnx.checker: ok; TensorRT operator audit: ok")
+    for name in result.max_rel:
+        print(f"onnxruntime vs PyTorch  {name:<10} max abs {result.max_abs[name]:.2e}  "
+              f"max rel {result.max_rel[name]:.2e}  (limit {FP32_MAX_REL_ERROR:.0e})")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tryon`` with one sub-parser per verb."""
     parser = argparse.ArgumentParser(
@@ -123,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--clips", type=int, default=16, help="held-out clips to score")
     evaluate.add_argument("--json", action="store_true", help="print one JSON line")
     evaluate.set_defaults(run=_cmd_eval)
+
+    export = verbs.add_parser("export", help="export a generator to a validated ONNX graph")
+    export.add_argument("--model", default="demo", help="'demo' or a weights file")
+    export.add_argument("--format", choices=["onnx"], default="onnx",
+                        help="onnx: the standard graph (TensorRT engines: not yet)")  # fmt: skip
+    export.add_argument("--out", required=True, help="output directory")
+    export.add_argument("--frames", type=int, default=None, help="T (default: the model's)")
+    export.set_defaults(run=_cmd_export)
     return parser
 
 

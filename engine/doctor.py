@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import math
 import platform
 import sys
 from collections.abc import Callable, Iterable
@@ -164,6 +165,23 @@ def check_opencv() -> Check:
     return Check("opencv", "ok", f"{cv2.__version__}; GUI backend: {gui}")
 
 
+def check_demo_model() -> Check:
+    from safetensors import safe_open
+
+    from engine.weights import bundled_path
+
+    path = bundled_path("demo")
+    if not path.is_file():
+        return Check("demo model", "fail", f"bundled weights missing: {path} (reinstall)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            notes = (f.metadata() or {}).get("notes", "")
+            params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
+    except Exception as exc:  # a truncated or foreign file must be a fail line, not a crash
+        return Check("demo model", "fail", f"{path.name} is unreadable: {exc}")
+    return Check("demo model", "ok", f"{path.name}, {params / 1e6:.2f} M parameters ({notes})")
+
+
 def check_auto_backend() -> Check:
     try:
         choice = choose_backend("auto", probe_capabilities())
@@ -182,6 +200,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     check_onnxruntime,
     check_mediapipe,
     check_opencv,
+    check_demo_model,
     check_auto_backend,
 )
 

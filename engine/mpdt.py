@@ -37,8 +37,8 @@ from torch import nn
 
 from engine.errors import InputError
 from engine.pose_maps import POSE_CHANNELS
-from kernels.composite import composite
-from kernels.patch_attention import patch_attention
+from kernels.composite import composite, composite_ref
+from kernels.patch_attention import patch_attention, patch_attention_ref
 
 __all__ = ["MPDTConfig", "MPDTGenerator", "INPUT_NAMES", "OUTPUT_NAMES"]
 
@@ -176,8 +176,12 @@ class _MPDTBlock(nn.Module):
         q = seq(self.q(pose))
         k_c, v_c = seq(self.kv_cloth(cloth)).chunk(2, dim=2)  # channel slices, no copies
         k_a, v_a = seq(self.kv_background(background)).chunk(2, dim=2)
-        att_c = patch_attention(q, k_c, v_c, self.patch_sizes, key_mask=omega, impl=impl)
-        att_a = patch_attention(q, k_a, v_a, self.patch_sizes, impl=impl)
+        if impl == "export":  # the plain reference: standard ops only, no data-dependent checks
+            att_c = patch_attention_ref(q, k_c, v_c, self.patch_sizes, key_mask=omega)
+            att_a = patch_attention_ref(q, k_a, v_a, self.patch_sizes)
+        else:
+            att_c = patch_attention(q, k_c, v_c, self.patch_sizes, key_mask=omega, impl=impl)
+            att_a = patch_attention(q, k_a, v_a, self.patch_sizes, impl=impl)
         att_c = self.fuse_cloth(att_c.reshape(n, c, h, w))
         att_a = self.fuse_background(att_a.reshape(n, c, h, w))
         fused = self.out(torch.cat([att_c, att_a], dim=1))  # O
@@ -244,8 +248,12 @@ class MPDTGenerator(nn.Module):
         """
         b, t = self._check(cloth, pose, background, background_mask)
         h, w = self.config.height, self.config.width
-        # Differentiable torch attention while training; the Triton kernel (on CUDA) otherwise.
-        impl = "torch" if torch.is_grad_enabled() else "auto"
+        # Differentiable torch attention while training; the Triton kernel (on CUDA) otherwise;
+        # the unchecked references while being exported (ONNX / torch.export trace them).
+        if torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
+            impl = "export"
+        else:
+            impl = "torch" if torch.is_grad_enabled() else "auto"
         flat = lambda x: x.reshape(b * t, x.shape[2], h, w)  # noqa: E731
         cloth_f, pose_f, bg_f, mask_f = map(flat, (cloth, pose, background, background_mask))
         alpha = cloth_f[:, 3:4]  # (B*T, 1, H, W) warped alpha
@@ -260,7 +268,10 @@ class MPDTGenerator(nn.Module):
         out = self.decoder(fused, bg_half, bg_full)  # (B*T, 4, H, W)
         rendered = torch.sigmoid(out[:, :3])
         cloth_mask = torch.sigmoid(out[:, 3:4]) * alpha
-        tryon = composite(cloth_f[:, :3], rendered, cloth_mask, bg_f, mask_f,
-                          impl="torch" if impl == "torch" else "auto")  # fmt: skip
+        if impl == "export":
+            tryon = composite_ref(cloth_f[:, :3], rendered, cloth_mask, bg_f, mask_f)
+        else:
+            tryon = composite(cloth_f[:, :3], rendered, cloth_mask, bg_f, mask_f,
+                              impl="torch" if impl == "torch" else "auto")  # fmt: skip
         seq = lambda x: x.reshape(b, t, x.shape[1], h, w)  # noqa: E731
         return {"tryon": seq(tryon), "rendered": seq(rendered), "cloth_mask": seq(cloth_mask)}

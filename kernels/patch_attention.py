@@ -344,23 +344,28 @@ def patch_attention_ref(
     """Plain reshape / permute / softmax reference (STTN-style), in q's dtype.
 
     Scores are computed from ``q`` pre-scaled by ``1/sqrt(D)`` (so float16 cannot overflow) and
-    the softmax runs in float32; float64 inputs stay float64 throughout (test baseline).
+    the softmax runs in float32; float64 inputs stay float64 throughout (test baseline). Only
+    standard ops, no NaN even transiently: the reference is also what the ONNX export traces.
     """
     b, t, c, h, w = q.shape
     cn = c // len(patch_sizes)
-    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)  # (B, T, C, H, W)
+    heads = []  # concatenated at the end (a Concat in ONNX, not a ScatterND per head)
     soft_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
     for head, (ph, pw) in enumerate(patch_sizes):
         channels = slice(head * cn, (head + 1) * cn)
         qt, kt, vt = (_tokens(x[:, :, channels], ph, pw) for x in (q, k, v))
         scores = (qt * (1.0 / math.sqrt(cn * ph * pw))) @ kt.transpose(1, 2)  # (B, N, N)
         scores = scores.to(soft_dtype)
-        if key_mask is not None:
-            valid = _valid_keys(key_mask, ph, pw)  # (B, N)
-            scores = scores.masked_fill(~valid[:, None, :], float("-inf"))
-        probs = torch.softmax(scores, dim=-1).nan_to_num(nan=0.0)  # empty rows -> 0
-        out[:, :, channels] = _untokens(probs.to(vt.dtype) @ vt, (b, t, cn, h, w), ph, pw)
-    return out
+        if key_mask is None:
+            probs = torch.softmax(scores, dim=-1)
+        else:
+            # NaN-free (and ONNX/TensorRT-friendly): masked keys get the dtype's lowest value,
+            # and a query whose keys are all masked has its (uniform) row zeroed.
+            valid = _valid_keys(key_mask, ph, pw)[:, None, :]  # (B, 1, N)
+            scores = scores.masked_fill(~valid, torch.finfo(scores.dtype).min)
+            probs = torch.softmax(scores, dim=-1) * valid.any(dim=-1, keepdim=True)
+        heads.append(_untokens(probs.to(vt.dtype) @ vt, (b, t, cn, h, w), ph, pw))
+    return torch.cat(heads, dim=2).contiguous()  # (B, T, C, H, W)
 
 
 def _tokens(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:

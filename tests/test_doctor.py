@@ -30,6 +30,7 @@ def test_tryon_doctor_reports_and_exits_zero_here():
         "onnxruntime",
         "mediapipe",
         "opencv",
+        "demo model",
         "backend=auto",
     ):
         assert f"] {name} " in out, f"{name} missing from:\n{out}"
@@ -69,6 +70,16 @@ def test_missing_mediapipe_models_break_the_install(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "[fail] mediapipe" in out
     assert "BROKEN: mediapipe" in out
+
+
+def test_missing_demo_weights_break_the_install(monkeypatch, tmp_path):
+    import engine.weights
+
+    monkeypatch.setattr(engine.weights, "MODELS_DIR", tmp_path)
+    check = doctor.check_demo_model()
+    assert check.status == "fail" and "missing" in check.detail
+    (tmp_path / "demo.safetensors").write_bytes(b"junk")
+    assert doctor.check_demo_model().status == "fail"
 
 
 def test_a_crashing_check_becomes_a_fail_line():
