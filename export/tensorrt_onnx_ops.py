@@ -160,7 +160,10 @@ def audit(model: onnx.ModelProto, *, allowed_domains: tuple[str, ...] = ()) -> l
         model: the ONNX model (shapes inferred here for the rank checks).
         allowed_domains: custom domains whose nodes are plugins (e.g. ``("tryon",)``).
     """
-    inferred = onnx.shape_inference.infer_shapes(model)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except onnx.shape_inference.InferenceError:  # e.g. plugin nodes ONNX knows nothing about
+        inferred = model
     ranks = {
         v.name: len(v.type.tensor_type.shape.dim)
         for v in list(inferred.graph.value_info) + list(inferred.graph.input)

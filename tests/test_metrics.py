@@ -35,7 +35,7 @@ def test_flicker_counts_only_change_the_truth_does_not_have():
     region = torch.ones((4, 1, 16, 12))
     assert flicker(gt, gt, region) == 0.0
     shifted = gt + 0.1  # a constant offset is not flicker
-    assert flicker(shifted, gt, region) == pytest.approx(0.0, abs=1e-12)
+    assert flicker(shifted, gt, region) == pytest.approx(0.0, abs=1e-6)  # fp32 rounding
     jitter = gt.clone()
     jitter[1::2] += 0.1  # alternating frames: popping
     assert flicker(jitter, gt, region) == pytest.approx(0.1)
