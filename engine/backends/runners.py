@@ -1,0 +1,106 @@
+"""The backends that run a generator: one small interface, one class per runtime.
+
+``runner.run(inputs) -> outputs``: ``inputs`` maps the graph's input names (``cloth``, ``pose``,
+``background``, ``background_mask``) to (1, T, C, H, W) float32 tensors; the result maps its
+output names (``tryon``, ``rendered``, ``cloth_mask``) to tensors. Shapes are static: fixed when
+the runner is made (T, H, W of the export), checked on every call before any work.
+
+- :class:`TorchRunner`: eager PyTorch (Triton kernels on CUDA, the references on CPU).
+- :class:`OnnxRuntimeRunner`: the standard ONNX graph in onnxruntime, graph optimizations on,
+  intra-op threads = this machine's cores; inputs and outputs bound in place (I/O binding), the
+  outputs preallocated once and *reused by every call* (copy them to keep them).
+
+TensorRT is not implemented yet in this version (see :mod:`engine.backends.selection` for how it
+would be chosen).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.errors import BackendUnavailableError, InputError
+from engine.mpdt import INPUT_NAMES, OUTPUT_NAMES, MPDTGenerator
+
+__all__ = ["TorchRunner", "OnnxRuntimeRunner"]
+
+
+def _check(inputs: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]]) -> None:
+    if not isinstance(inputs, Mapping) or set(inputs) != set(shapes):
+        raise InputError("inputs", f"a mapping with exactly the keys {sorted(shapes)}", inputs)
+    for name, shape in shapes.items():
+        x = inputs[name]
+        if not isinstance(x, torch.Tensor) or tuple(x.shape) != shape or x.dtype != torch.float32:
+            raise InputError(name, f"a float32 tensor of shape {shape}", x)
+
+
+class TorchRunner:
+    """Eager PyTorch on ``device``; ``frames`` fixes T like an exported graph does."""
+
+    name = "torch"
+
+    def __init__(self, model: MPDTGenerator, frames: int, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        cfg = model.config
+        channels = {"cloth": 4, "pose": cfg.pose_channels, "background": 3, "background_mask": 1}
+        self.input_shapes = {
+            n: (1, frames, channels[n], cfg.height, cfg.width) for n in INPUT_NAMES
+        }
+        self.output_names = OUTPUT_NAMES
+
+    @torch.no_grad()
+    def run(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        _check(inputs, self.input_shapes)
+        return self.model(**{k: v.to(self.device) for k, v in inputs.items()})
+
+
+class OnnxRuntimeRunner:
+    """onnxruntime on CPU (or its CUDA provider) for an exported standard graph."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, *, device: str = "cpu", threads: int | None = None):
+        import onnxruntime as ort
+
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BackendUnavailableError("onnxruntime", "no CUDAExecutionProvider here")
+            providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.device = torch.device(device)
+        self.input_shapes = {i.name: tuple(i.shape) for i in self.session.get_inputs()}
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+        if set(self.input_shapes) != set(INPUT_NAMES) or set(self.output_names) != set(
+            OUTPUT_NAMES
+        ):
+            raise InputError("path", "a graph exported by `tryon export`", str(path))
+        self.outputs = {  # preallocated once, bound by every run
+            o.name: torch.empty(tuple(o.shape), dtype=torch.float32, device=self.device)
+            for o in self.session.get_outputs()
+        }
+        self._binding = self.session.io_binding()
+        kind, index = self.device.type, self.device.index or 0
+        for name, tensor in self.outputs.items():
+            self._binding.bind_output(name, kind, index, np.float32, tuple(tensor.shape),
+                                      tensor.data_ptr())  # fmt: skip
+
+    def run(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        _check(inputs, self.input_shapes)
+        kind, index = self.device.type, self.device.index or 0
+        keep = []  # contiguous copies must outlive the run
+        for name, x in inputs.items():
+            x = x.to(self.device).contiguous()
+            keep.append(x)
+            self._binding.bind_input(name, kind, index, np.float32, tuple(x.shape), x.data_ptr())
+        self.session.run_with_iobinding(self._binding)
+        return self.outputs
