@@ -1,0 +1,197 @@
+"""TensorRT engines from the exported ONNX graph (TensorRT 10/11 Python API, imported lazily).
+
+TensorRT cannot be installed on the machines this project is developed on, so this module keeps
+everything that does not need it as plain functions (the cache key, the profile shapes), tested
+everywhere, and the TensorRT calls thin, in :func:`build_engine` and :class:`TensorRTRunner`,
+whose tests skip with a reason where ``tensorrt`` is absent.
+
+Builder steps (explicit, TensorRT samples style): parse the ONNX bytes (every parser error is
+logged, then :class:`engine.errors.ExportError` is raised); a *strongly typed* network (precision
+comes from the graph's own types: an fp16 graph gives an fp16 engine; TensorRT 10.12+ prefers and
+11 requires this); one optimization profile with min = opt = max = the graph's static shapes; a
+workspace memory-pool limit; a timing cache loaded from and saved to disk; serialize.
+
+Engine cache: ``<cache_dir>/<key>.engine`` where the key is the sha256 of the ONNX bytes, the
+TensorRT version, the GPU name and compute capability, the precision, the profile and the
+plugin-kernel source hash (:func:`engine_cache_key`). A cached engine that fails to deserialize is
+rebuilt, with a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+
+from engine.errors import BackendUnavailableError, ExportError, InputError
+
+__all__ = ["engine_cache_key", "build_engine", "load_or_build_engine", "TensorRTRunner"]
+
+WORKSPACE_BYTES = 4 << 30
+
+
+def engine_cache_key(
+    onnx_bytes: bytes,
+    *,
+    tensorrt_version: str,
+    gpu_name: str,
+    compute_capability: tuple[int, int],
+    precision: str,
+    profile: Mapping[str, tuple[int, ...]],
+    plugin_source_hash: str = "",
+) -> str:
+    """sha256 hex digest identifying an engine; any ingredient changing gives a new key."""
+    record = {
+        "onnx": hashlib.sha256(onnx_bytes).hexdigest(),
+        "tensorrt": tensorrt_version,
+        "gpu": gpu_name,
+        "cc": list(compute_capability),
+        "precision": precision,
+        "profile": {k: list(v) for k, v in sorted(profile.items())},
+        "plugins": plugin_source_hash,
+    }
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def _tensorrt():
+    try:
+        import tensorrt
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "tensorrt", "not installed (pip install 'tryon-engine[tensorrt]' on an NVIDIA GPU)"
+        ) from exc
+    return tensorrt
+
+
+def build_engine(
+    onnx_bytes: bytes,
+    *,
+    timing_cache: Path | None = None,
+    workspace_bytes: int = WORKSPACE_BYTES,
+    log: Callable[[str], None] = print,
+) -> bytes:
+    """Build a serialized engine from ONNX bytes (strongly typed, static profile)."""
+    trt = _tensorrt()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_bytes):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        for error in errors:
+            log(f"TensorRT ONNX parser: {error}")
+        raise ExportError(f"TensorRT could not parse the graph ({len(errors)} errors, see log)")
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        shape = tuple(tensor.shape)
+        if any(d < 0 for d in shape):
+            raise ExportError(f"input {tensor.name} has a dynamic shape {shape}; export static")
+        profile.set_shape(tensor.name, shape, shape, shape)
+    config.add_optimization_profile(profile)
+    cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.is_file() else b""
+    config.set_timing_cache(config.create_timing_cache(cache_bytes), ignore_mismatch=False)
+
+    log("building the TensorRT engine (minutes on first build; the timing cache speeds reruns)")
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ExportError("TensorRT failed to build the engine (see its log above)")
+    if timing_cache is not None:
+        timing_cache.parent.mkdir(parents=True, exist_ok=True)
+        timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    return bytes(serialized)
+
+
+def load_or_build_engine(
+    onnx_path: str | Path,
+    cache_dir: str | Path,
+    *,
+    precision: str,
+    plugin_source_hash: str = "",
+    log: Callable[[str], None] = print,
+) -> bytes:
+    """The engine for ``onnx_path`` on this GPU, from the cache when valid, else built."""
+    trt = _tensorrt()
+    if not torch.cuda.is_available():
+        raise BackendUnavailableError("tensorrt", "no CUDA device")
+    onnx_path = Path(onnx_path)
+    onnx_bytes = onnx_path.read_bytes()
+    import onnx
+
+    proto = onnx.load_from_string(onnx_bytes)
+    profile = {
+        i.name: tuple(d.dim_value for d in i.type.tensor_type.shape.dim) for i in proto.graph.input
+    }
+    key = engine_cache_key(
+        onnx_bytes,
+        tensorrt_version=trt.__version__,
+        gpu_name=torch.cuda.get_device_name(0),
+        compute_capability=torch.cuda.get_device_capability(0),
+        precision=precision,
+        profile=profile,
+        plugin_source_hash=plugin_source_hash,
+    )
+    cache_dir = Path(cache_dir)
+    path = cache_dir / f"{key}.engine"
+    if path.is_file():
+        data = path.read_bytes()
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        if runtime.deserialize_cuda_engine(data) is not None:
+            return data
+        log(f"cached engine {path.name} does not deserialize here: rebuilding")
+    data = build_engine(onnx_bytes, timing_cache=cache_dir / "timing.cache", log=log)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return data
+
+
+class TensorRTRunner:
+    """Runs a serialized engine with preallocated torch CUDA tensors bound by name."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine_bytes: bytes):
+        trt = _tensorrt()
+        self._trt = trt
+        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
+            engine_bytes
+        )
+        if self.engine is None:
+            raise BackendUnavailableError("tensorrt", "the engine does not deserialize here")
+        self.context = self.engine.create_execution_context()
+        self.buffers: dict[str, torch.Tensor] = {}
+        self.input_shapes: dict[str, tuple[int, ...]] = {}
+        self.output_names: list[str] = []
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            shape = tuple(self.engine.get_tensor_shape(name))
+            dtype = (
+                torch.float16
+                if self.engine.get_tensor_dtype(name) == trt.DataType.HALF
+                else (torch.float32)
+            )
+            self.buffers[name] = torch.empty(shape, dtype=dtype, device="cuda")
+            self.context.set_tensor_address(name, self.buffers[name].data_ptr())
+            if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                self.input_shapes[name] = shape
+            else:
+                self.output_names.append(name)
+
+    def run(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if set(inputs) != set(self.input_shapes):
+            raise InputError("inputs", f"exactly the keys {sorted(self.input_shapes)}", inputs)
+        for name, shape in self.input_shapes.items():
+            if tuple(inputs[name].shape) != shape:
+                raise InputError(name, f"shape {shape}", inputs[name])
+        for name in self.input_shapes:
+            self.buffers[name].copy_(inputs[name], non_blocking=True)
+        stream = torch.cuda.current_stream().cuda_stream
+        if not self.context.execute_async_v3(stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed")
+        return {name: self.buffers[name] for name in self.output_names}
