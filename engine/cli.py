@@ -64,7 +64,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from engine.training import TrainConfig, train
 
     cfg = TrainConfig(model=args.config, steps=args.steps, batch=args.batch, pool=args.pool,
-                      lr=args.lr, seed=args.seed)  # fmt: skip
+                      lr=args.lr, seed=args.seed, temporal_weight=args.temporal_weight)  # fmt: skip
     train(cfg, args.out)
     return 0
 
@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pool", type=int, default=256, help="synthetic training clips")
     train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     train.add_argument("--seed", type=int, default=0, help="seed of init and sampling")
+    train.add_argument("--temporal-weight", type=float, default=0.0,
+                       help="weight of the temporal-consistency loss term (0: off)")  # fmt: skip
     train.set_defaults(run=_cmd_train)
 
     evaluate = verbs.add_parser(

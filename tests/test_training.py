@@ -41,3 +41,17 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     resumed = train(TrainConfig(steps=3, **TINY_RUN), tmp_path / "resumed", log=logs.append)
     assert any("resuming from step 2" in line for line in logs)
     assert _same(resumed, straight, atol=1e-6)
+
+
+def test_temporal_term_counts_only_unexplained_change():
+    from engine.training import tryon_loss
+
+    gt = torch.rand((1, 3, 3, 8, 8), generator=torch.Generator().manual_seed(0))
+    region = torch.ones((1, 3, 1, 8, 8))
+    assert tryon_loss(gt + 0.05, gt, region)["temporal"] < 1e-6  # constant offset: no flicker
+    popping = gt.clone()
+    popping[:, 1] += 0.1
+    assert tryon_loss(popping, gt, region)["temporal"] > 0.09
+    off = tryon_loss(popping, gt, region, temporal_weight=0.0)
+    on = tryon_loss(popping, gt, region, temporal_weight=1.0)
+    assert on["total"] - off["total"] == pytest.approx(on["temporal"].item(), rel=1e-5)
