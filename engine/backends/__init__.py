@@ -1,7 +1,7 @@
 """Inference backends that run the try-on generator: TensorRT, onnxruntime and eager PyTorch.
 
-Only the choice of backend lives here so far (:mod:`engine.backends.selection`); the backends
-themselves arrive with the export issue.
+:mod:`engine.backends.selection` chooses one (``backend="auto"``); :mod:`engine.backends.runners`
+runs a generator through eager PyTorch or onnxruntime (TensorRT: :mod:`export.tensorrt_engine`).
 """
 
 from engine.backends.selection import (
