@@ -2,8 +2,9 @@
 
 TensorRT cannot be installed on the machines this project is developed on, so this module keeps
 everything that does not need it as plain functions (the cache key, the profile shapes), tested
-everywhere, and the TensorRT calls thin, in :func:`build_engine` and :class:`TensorRTRunner`,
-whose tests skip with a reason where ``tensorrt`` is absent.
+everywhere, and the TensorRT calls thin, in :func:`build_engine` (the engine runs in
+:class:`engine.backends.runners.TensorRTRunner`); their tests skip with a reason where ``tensorrt``
+is absent.
 
 Builder steps (explicit, TensorRT samples style): parse the ONNX bytes (every parser error is
 logged, then :class:`engine.errors.ExportError` is raised); a *strongly typed* network (precision
@@ -26,9 +27,10 @@ from pathlib import Path
 
 import torch
 
-from engine.errors import BackendUnavailableError, ExportError, InputError
+from engine.backends.runners import import_tensorrt
+from engine.errors import BackendUnavailableError, ExportError
 
-__all__ = ["engine_cache_key", "build_engine", "load_or_build_engine", "TensorRTRunner"]
+__all__ = ["engine_cache_key", "build_engine", "load_or_build_engine"]
 
 WORKSPACE_BYTES = 4 << 30
 
@@ -56,16 +58,6 @@ def engine_cache_key(
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-def _tensorrt():
-    try:
-        import tensorrt
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            "tensorrt", "not installed (pip install 'tryon-engine[tensorrt]' on an NVIDIA GPU)"
-        ) from exc
-    return tensorrt
-
-
 def build_engine(
     onnx_bytes: bytes,
     *,
@@ -74,7 +66,7 @@ def build_engine(
     log: Callable[[str], None] = print,
 ) -> bytes:
     """Build a serialized engine from ONNX bytes (strongly typed, static profile)."""
-    trt = _tensorrt()
+    trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
@@ -117,7 +109,7 @@ def load_or_build_engine(
     log: Callable[[str], None] = print,
 ) -> bytes:
     """The engine for ``onnx_path`` on this GPU, from the cache when valid, else built."""
-    trt = _tensorrt()
+    trt = import_tensorrt()
     if not torch.cuda.is_available():
         raise BackendUnavailableError("tensorrt", "no CUDA device")
     onnx_path = Path(onnx_path)
@@ -149,49 +141,3 @@ def load_or_build_engine(
     cache_dir.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return data
-
-
-class TensorRTRunner:
-    """Runs a serialized engine with preallocated torch CUDA tensors bound by name."""
-
-    name = "tensorrt"
-
-    def __init__(self, engine_bytes: bytes):
-        trt = _tensorrt()
-        self._trt = trt
-        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
-            engine_bytes
-        )
-        if self.engine is None:
-            raise BackendUnavailableError("tensorrt", "the engine does not deserialize here")
-        self.context = self.engine.create_execution_context()
-        self.buffers: dict[str, torch.Tensor] = {}
-        self.input_shapes: dict[str, tuple[int, ...]] = {}
-        self.output_names: list[str] = []
-        for i in range(self.engine.num_io_tensors):
-            name = self.engine.get_tensor_name(i)
-            shape = tuple(self.engine.get_tensor_shape(name))
-            dtype = (
-                torch.float16
-                if self.engine.get_tensor_dtype(name) == trt.DataType.HALF
-                else (torch.float32)
-            )
-            self.buffers[name] = torch.empty(shape, dtype=dtype, device="cuda")
-            self.context.set_tensor_address(name, self.buffers[name].data_ptr())
-            if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                self.input_shapes[name] = shape
-            else:
-                self.output_names.append(name)
-
-    def run(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if set(inputs) != set(self.input_shapes):
-            raise InputError("inputs", f"exactly the keys {sorted(self.input_shapes)}", inputs)
-        for name, shape in self.input_shapes.items():
-            if tuple(inputs[name].shape) != shape:
-                raise InputError(name, f"shape {shape}", inputs[name])
-        for name in self.input_shapes:
-            self.buffers[name].copy_(inputs[name], non_blocking=True)
-        stream = torch.cuda.current_stream().cuda_stream
-        if not self.context.execute_async_v3(stream):
-            raise RuntimeError("TensorRT execute_async_v3 failed")
-        return {name: self.buffers[name] for name in self.output_names}

@@ -47,10 +47,10 @@ def test_without_tensorrt_the_builder_says_how_to_get_it():
 def test_build_and_run_matches_onnxruntime(tmp_path):
     import torch
 
-    from engine.backends.runners import OnnxRuntimeRunner
+    from engine.backends.runners import OnnxRuntimeRunner, TensorRTRunner
     from engine.mpdt import MPDTConfig, MPDTGenerator
     from export.onnx_export import example_inputs, export_onnx
-    from export.tensorrt_engine import TensorRTRunner, load_or_build_engine
+    from export.tensorrt_engine import load_or_build_engine
 
     model = MPDTGenerator(MPDTConfig(height=32, width=32, frames=2, channels=8, blocks=1))
     path, _ = export_onnx(model, tmp_path / "tiny.onnx", frames=2)

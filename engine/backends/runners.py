@@ -10,8 +10,9 @@ the runner is made (T, H, W of the export), checked on every call before any wor
   intra-op threads = this machine's cores; inputs and outputs bound in place (I/O binding), the
   outputs preallocated once and *reused by every call* (copy them to keep them).
 
-TensorRT is not implemented yet in this version (see :mod:`engine.backends.selection` for how it
-would be chosen).
+- :class:`TensorRTRunner`: a serialized TensorRT engine (built by
+  :mod:`export.tensorrt_engine`), preallocated torch CUDA tensors bound by name,
+  ``execute_async_v3`` on the current torch stream. TensorRT is imported lazily.
 """
 
 from __future__ import annotations
@@ -26,7 +27,18 @@ import torch
 from engine.errors import BackendUnavailableError, InputError
 from engine.mpdt import INPUT_NAMES, OUTPUT_NAMES, MPDTGenerator
 
-__all__ = ["TorchRunner", "OnnxRuntimeRunner"]
+__all__ = ["TorchRunner", "OnnxRuntimeRunner", "TensorRTRunner", "import_tensorrt"]
+
+
+def import_tensorrt():
+    """The ``tensorrt`` module, or :class:`BackendUnavailableError` saying how to get it."""
+    try:
+        import tensorrt
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "tensorrt", "not installed (pip install 'tryon-engine[tensorrt]' on an NVIDIA GPU)"
+        ) from exc
+    return tensorrt
 
 
 def _check(inputs: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]]) -> None:
@@ -104,3 +116,49 @@ class OnnxRuntimeRunner:
             self._binding.bind_input(name, kind, index, np.float32, tuple(x.shape), x.data_ptr())
         self.session.run_with_iobinding(self._binding)
         return self.outputs
+
+
+class TensorRTRunner:
+    """Runs a serialized engine with preallocated torch CUDA tensors bound by name."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine_bytes: bytes):
+        trt = import_tensorrt()
+        self._trt = trt
+        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
+            engine_bytes
+        )
+        if self.engine is None:
+            raise BackendUnavailableError("tensorrt", "the engine does not deserialize here")
+        self.context = self.engine.create_execution_context()
+        self.buffers: dict[str, torch.Tensor] = {}
+        self.input_shapes: dict[str, tuple[int, ...]] = {}
+        self.output_names: list[str] = []
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            shape = tuple(self.engine.get_tensor_shape(name))
+            dtype = (
+                torch.float16
+                if self.engine.get_tensor_dtype(name) == trt.DataType.HALF
+                else (torch.float32)
+            )
+            self.buffers[name] = torch.empty(shape, dtype=dtype, device="cuda")
+            self.context.set_tensor_address(name, self.buffers[name].data_ptr())
+            if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                self.input_shapes[name] = shape
+            else:
+                self.output_names.append(name)
+
+    def run(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if set(inputs) != set(self.input_shapes):
+            raise InputError("inputs", f"exactly the keys {sorted(self.input_shapes)}", inputs)
+        for name, shape in self.input_shapes.items():
+            if tuple(inputs[name].shape) != shape:
+                raise InputError(name, f"shape {shape}", inputs[name])
+        for name in self.input_shapes:
+            self.buffers[name].copy_(inputs[name], non_blocking=True)
+        stream = torch.cuda.current_stream().cuda_stream
+        if not self.context.execute_async_v3(stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed")
+        return {name: self.buffers[name] for name in self.output_names}
