@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pool", type=int, default=256, help="synthetic training clips")
     train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     train.add_argument("--seed", type=int, default=0, help="seed of init and sampling")
-    train.add_argument("--temporal-weight", type=float, default=0.0,
+    train.add_argument("--temporal-weight", type=float, default=0.5,
                        help="weight of the temporal-consistency loss term (0: off)")  # fmt: skip
     train.set_defaults(run=_cmd_train)
 

@@ -10,8 +10,9 @@ Inputs, each a sequence of T frames, (B, T, C, H, W) float32 in [0, 1]:
 
 Network: each input has a conv encoder (full resolution -> 1/2 -> 1/4); the 1/4-scale features
 go through N MPDT blocks; the decoder upsamples the last block's fused output ``O``, with skip
-connections from the background encoder (scene detail), to a rendered person ``I_r`` and a cloth
-mask ``M_c``. Composite (:func:`kernels.composite`)::
+connections from the background encoder (scene detail), to a rendered person ``I_r``, a cloth
+mask ``M_c`` and a small appearance flow (at most ``FLOW_MAX`` of the width) that resamples the
+warped cloth ``C`` (RGB and alpha) to correct the TPS warp. Composite (:func:`kernels.composite`)::
 
     I_masked = M_c * C + (1 - M_c) * I_r;   tryon = (1 - M_a) * I_masked + M_a * A
 
@@ -21,8 +22,8 @@ patches of all T frames; the cloth keys restricted to Omega), a 3x3 conv fusing 
 stream (``att_c``, ``att_a``), ``O = conv1x1(concat(att_c, att_a))``, and the seed's residuals
 ``C += att_c``, ``P += O``, ``A += att_a``.
 
-``M_c`` is the decoder's sigmoid times the warped alpha: the cloth is only composited where the
-warp put cloth. Any T works with the same weights (T = 1 is per-frame try-on).
+``M_c`` is the decoder's sigmoid times the (flow-corrected) warped alpha: the cloth is only
+composited where the warp put cloth. Any T works with the same weights (T = 1 is per-frame try-on).
 """
 
 from __future__ import annotations
@@ -195,14 +196,35 @@ class _Decoder(nn.Module):
         super().__init__()
         self.up1 = nn.Sequential(_conv(2 * c, c), nn.GELU())
         self.up2 = nn.Sequential(_conv(c + c // 2, c // 2), nn.GELU())
-        self.head = nn.Sequential(_conv(c // 2, c // 2), nn.GELU(), _conv(c // 2, 4))
+        self.head = nn.Sequential(_conv(c // 2, c // 2), nn.GELU(), _conv(c // 2, 6))
+        with torch.no_grad():  # the flow channels start at zero: identity resampling
+            self.head[-1].weight[4:].zero_()
+            self.head[-1].bias[4:].zero_()
 
     def forward(self, o: torch.Tensor, half: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(o, scale_factor=2.0, mode="nearest")
         x = self.up1(torch.cat([x, half], dim=1))  # (N, c, H/2, W/2)
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         x = self.up2(torch.cat([x, full], dim=1))  # (N, c/2, H, W)
-        return self.head(x)  # (N, 4, H, W)
+        return self.head(x)  # (N, 6, H, W): RGB, mask logit, flow (x, y)
+
+
+FLOW_MAX = 0.03
+"""Largest cloth correction, as a fraction of the image width (about 3 px at 96 wide)."""
+
+
+def _resample(cloth: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Resample (N, C, H, W) ``cloth`` at positions moved by the bounded ``flow`` (N, 2, H, W)
+    (x, y; ``FLOW_MAX * width * tanh(flow)`` pixels): the appearance-flow correction of the TPS
+    warp, which lets the network re-place the cloth using what it sees in the other frames."""
+    n, _, h, w = cloth.shape
+    ys = (torch.arange(h, dtype=cloth.dtype, device=cloth.device) + 0.5) * (2.0 / h) - 1.0
+    xs = (torch.arange(w, dtype=cloth.dtype, device=cloth.device) + 0.5) * (2.0 / w) - 1.0
+    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
+    shift = torch.tanh(flow).permute(0, 2, 3, 1) * (2.0 * FLOW_MAX)  # normalized units
+    shift = shift * torch.tensor([1.0, w / h], dtype=cloth.dtype, device=cloth.device)
+    return F.grid_sample(cloth, base + shift, mode="bilinear", padding_mode="zeros",
+                         align_corners=False)  # fmt: skip
 
 
 class MPDTGenerator(nn.Module):
@@ -265,8 +287,11 @@ class MPDTGenerator(nn.Module):
         fused = p_feat
         for block in self.blocks:
             c_feat, p_feat, a_feat, fused = block(c_feat, p_feat, a_feat, omega, t, impl)
-        out = self.decoder(fused, bg_half, bg_full)  # (B*T, 4, H, W)
+        out = self.decoder(fused, bg_half, bg_full)  # (B*T, 6, H, W)
         rendered = torch.sigmoid(out[:, :3])
+        warped = _resample(cloth_f, out[:, 4:6])  # (B*T, 4, H, W): the cloth, flow-corrected
+        alpha = warped[:, 3:4]
+        cloth_f = torch.cat([warped[:, :3], cloth_f[:, 3:]], dim=1)
         cloth_mask = torch.sigmoid(out[:, 3:4]) * alpha
         if impl == "export":
             tryon = composite_ref(cloth_f[:, :3], rendered, cloth_mask, bg_f, mask_f)

@@ -45,9 +45,9 @@ __all__ = ["TrainConfig", "tryon_loss", "make_pool", "train"]
 
 REGION_WEIGHT = 2.0
 GRADIENT_WEIGHT = 1.0
-# Off in the shipped recipe: at 2.0 (3000 lite steps) it traded quality for stillness and lost
-# (held-out psnr_region 8.0 vs 14.2 without it; flicker 0.122 vs 0.069). See TrainConfig.
-TEMPORAL_WEIGHT = 0.0
+# 0.5 trained the shipped demo. At 2.0 (3000 lite steps, before the flow correction existed) it
+# traded quality for stillness and lost everywhere (held-out psnr_region 8.0, flicker 0.122).
+TEMPORAL_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)

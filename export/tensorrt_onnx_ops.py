@@ -2,7 +2,8 @@
 
 Source: the operator support matrix of onnx/onnx-tensorrt, ``docs/operators.md`` (the "Y" rows),
 taken at the TensorRT 8.4 revision on purpose: later TensorRT releases (10.x, 11.x) only add
-operators, so a graph made of these parses on every TensorRT the engine targets. Restrictions
+operators, so a graph made of these parses on every TensorRT the engine targets; the one later
+addition we use (GridSample, 4-D only) is listed separately with its restriction. Restrictions
 from that table that matter to us are noted beside the op; ``audit`` checks them where the graph
 alone can tell.
 """
@@ -147,10 +148,15 @@ TENSORRT_ONNX_OPS = frozenset(
         "Xor",
     ]
 )
-"""Operators of the default ONNX domain that TensorRT's parser supports."""
+"""Operators of the default ONNX domain that TensorRT's parser supports (8.4 matrix)."""
 
-# Restrictions from the table (conv/pool rank) that the audit checks.
+# Added by later revisions of the same table, with their restriction: GridSample (TensorRT 8.5+,
+# "Input must be 4D input").
+TENSORRT_ONNX_OPS = TENSORRT_ONNX_OPS | {"GridSample"}
+
+# Restrictions from the table (conv/pool/sampling rank) that the audit checks.
 _SPATIAL_2D_3D = {"Conv", "ConvTranspose", "MaxPool", "AveragePool"}
+_RANK_4_ONLY = {"GridSample"}
 
 
 def audit(model: onnx.ModelProto, *, allowed_domains: tuple[str, ...] = ()) -> list[str]:
@@ -177,6 +183,8 @@ def audit(model: onnx.ModelProto, *, allowed_domains: tuple[str, ...] = ()) -> l
                 problems.append(f"{node.name or node.op_type}: {node.op_type} is not supported")
             elif node.op_type in _SPATIAL_2D_3D and ranks.get(node.input[0], 4) not in (4, 5):
                 problems.append(f"{node.name}: {node.op_type} must be 2-D or 3-D")
+            elif node.op_type in _RANK_4_ONLY and ranks.get(node.input[0], 4) != 4:
+                problems.append(f"{node.name}: {node.op_type} must have a 4-D input")
         elif domain not in allowed_domains:
             problems.append(f"{node.name or node.op_type}: custom domain {domain!r}")
     return problems

@@ -36,7 +36,7 @@ def test_every_op_parses_in_tensorrt(exported):
     assert audit(proto) == []
     ops = collections.Counter(n.op_type for n in proto.graph.node)
     assert set(ops) <= TENSORRT_ONNX_OPS
-    assert "Col2Im" not in ops and "GridSample" not in ops and "ScatterND" not in ops
+    assert "Col2Im" not in ops and "ScatterND" not in ops  # GridSample: 4-D only (audited)
     assert ops["Softmax"] >= 1 and ops["MatMul"] >= 1  # the attention is really in the graph
 
 
@@ -44,6 +44,15 @@ def test_onnxruntime_matches_pytorch(exported):
     _, _, parity = exported
     assert parity.worst_rel < FP32_MAX_REL_ERROR
     assert set(parity.max_rel) == set(OUTPUT_NAMES)
+
+
+def test_audit_flags_a_5d_grid_sample():
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 2, 4, 4])
+    g = onnx.helper.make_tensor_value_info("g", onnx.TensorProto.FLOAT, [1, 2, 4, 4, 3])
+    node = onnx.helper.make_node("GridSample", ["x", "g"], ["y"], name="gs")
+    graph = onnx.helper.make_graph([node], "g", [x, g], [])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 20)])
+    assert any("4-D" in p for p in audit(model))
 
 
 def test_audit_flags_unsupported_ops():
