@@ -180,7 +180,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log: Callable[[str], None] =
                 torch.save(state, checkpoint)
     minutes = (time.perf_counter() - t0) / 60
     notes = (
-        f"preset={cfg.model} steps={cfg.steps} batch={cfg.batch} pool={cfg.pool} seed={cfg.seed}"
+        f"preset={cfg.model} steps={cfg.steps} batch={cfg.batch} pool={cfg.pool} seed={cfg.seed} "
+        f"temporal_weight={cfg.temporal_weight}"
     )
     path = save_generator(model, out_dir / "generator.safetensors", notes=notes)
     log(f"trained {cfg.steps - start} steps in {minutes:.1f} min -> {path}")
