@@ -80,6 +80,22 @@ def _ycbcr_pixels(r, g, b, IS_UINT8: tl.constexpr):
 
 
 @triton.jit
+def _rgb_row(x_ptr, stride_xn, stride_xc, stride_xh, stride_xw, H, W, BLOCK_W: tl.constexpr):
+    """Device helper for one program per (image row, block of BLOCK_W columns): returns
+    ``(r, g, b, n, h, cols, valid)`` with the row's RGB values loaded through the strides."""
+    row = tl.program_id(0).to(tl.int64)
+    n = row // H
+    h = row % H
+    cols = tl.program_id(1).to(tl.int64) * BLOCK_W + tl.arange(0, BLOCK_W)
+    valid = cols < W
+    x_row = x_ptr + n * stride_xn + h * stride_xh + cols * stride_xw
+    r = tl.load(x_row, mask=valid, other=0)
+    g = tl.load(x_row + stride_xc, mask=valid, other=0)
+    b = tl.load(x_row + 2 * stride_xc, mask=valid, other=0)
+    return r, g, b, n, h, cols, valid
+
+
+@triton.jit
 def _rgb_to_ycbcr_kernel(
     x_ptr,
     stride_xn,
@@ -96,17 +112,9 @@ def _rgb_to_ycbcr_kernel(
     IS_UINT8: tl.constexpr,
     BLOCK_W: tl.constexpr,
 ):
-    # One program per (image row, block of BLOCK_W columns).
-    row = tl.program_id(0).to(tl.int64)
-    n = row // H
-    h = row % H
-    cols = tl.program_id(1).to(tl.int64) * BLOCK_W + tl.arange(0, BLOCK_W)
-    valid = cols < W
-
-    x_row = x_ptr + n * stride_xn + h * stride_xh + cols * stride_xw
-    r = tl.load(x_row, mask=valid, other=0)
-    g = tl.load(x_row + stride_xc, mask=valid, other=0)
-    b = tl.load(x_row + 2 * stride_xc, mask=valid, other=0)
+    r, g, b, n, h, cols, valid = _rgb_row(
+        x_ptr, stride_xn, stride_xc, stride_xh, stride_xw, H, W, BLOCK_W
+    )
 
     y, cb, cr = _ycbcr_pixels(r, g, b, IS_UINT8)
 

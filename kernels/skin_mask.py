@@ -40,6 +40,7 @@ from kernels.dispatch import Impl, resolve_impl
 from kernels.rgb_to_ycbcr import (
     DTYPES,
     _check_grid,
+    _rgb_row,
     _rgb_to_ycbcr_opencv,
     _ycbcr_pixels,
     launch_config,
@@ -81,17 +82,9 @@ def _skin_mask_kernel(
     IS_UINT8: tl.constexpr,
     BLOCK_W: tl.constexpr,
 ):
-    # One program per (image row, block of BLOCK_W columns).
-    row = tl.program_id(0).to(tl.int64)
-    n = row // H
-    h = row % H
-    cols = tl.program_id(1).to(tl.int64) * BLOCK_W + tl.arange(0, BLOCK_W)
-    valid = cols < W
-
-    x_row = x_ptr + n * stride_xn + h * stride_xh + cols * stride_xw
-    r = tl.load(x_row, mask=valid, other=0)
-    g = tl.load(x_row + stride_xc, mask=valid, other=0)
-    b = tl.load(x_row + 2 * stride_xc, mask=valid, other=0)
+    r, g, b, n, h, cols, valid = _rgb_row(
+        x_ptr, stride_xn, stride_xc, stride_xh, stride_xw, H, W, BLOCK_W
+    )
 
     _, cb, cr = _ycbcr_pixels(r, g, b, IS_UINT8)
     if IS_UINT8:
