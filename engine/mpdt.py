@@ -41,11 +41,14 @@ from engine.pose_maps import POSE_CHANNELS
 from kernels.composite import composite, composite_ref
 from kernels.patch_attention import patch_attention, patch_attention_ref
 
-__all__ = ["MPDTConfig", "MPDTGenerator", "INPUT_NAMES", "OUTPUT_NAMES"]
+__all__ = ["MPDTConfig", "MPDTGenerator", "INPUT_NAMES", "OUTPUT_NAMES", "FEATURE_NAMES"]
 
 INPUT_NAMES = ("cloth", "pose", "background", "background_mask")
 OUTPUT_NAMES = ("tryon", "rendered", "cloth_mask")
 CLOTH_CHANNELS = 4  # RGB + warped alpha
+FEATURE_NAMES = ("cloth_features", "pose_features", "background_features", "background_half",
+                 "background_full", "omega")  # fmt: skip
+"""Per-frame outputs of :meth:`MPDTGenerator.encode`, cached by streaming callers."""
 
 
 @dataclass(frozen=True)
@@ -255,6 +258,81 @@ class MPDTGenerator(nn.Module):
                 raise InputError(name, want.replace("(B, T", f"({b}, {t}"), x)
         return b, t
 
+    @staticmethod
+    def _impl() -> str:
+        # Differentiable torch attention while training; the Triton kernel (on CUDA) otherwise;
+        # the unchecked references while being exported (ONNX / torch.export trace them).
+        if torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
+            return "export"
+        return "torch" if torch.is_grad_enabled() else "auto"
+
+    def encode(
+        self,
+        cloth: torch.Tensor,
+        pose: torch.Tensor,
+        background: torch.Tensor,
+        background_mask: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Per-frame work (no frame sees another): N frames, (N, C, H, W) each -> features.
+
+        Returns (``c`` channels, ``h, w = H/4, W/4``): ``cloth_features``, ``pose_features``,
+        ``background_features`` (N, c, h, w); the decoder skips ``background_half``
+        (N, c, H/2, W/2) and ``background_full`` (N, c/2, H, W); ``omega`` (N, 1, h, w), the
+        warped alpha max-pooled to 1/4 scale (a key is in Omega where it is > 0.5). Streaming
+        callers cache these per frame (:data:`FEATURE_NAMES`) and never recompute them.
+        """
+        _, _, c_feat = self.encode_cloth(cloth)
+        _, _, p_feat = self.encode_pose(pose)
+        bg_full, bg_half, a_feat = self.encode_background(
+            torch.cat([background, background_mask], 1)
+        )
+        return {"cloth_features": c_feat, "pose_features": p_feat, "background_features": a_feat,
+                "background_half": bg_half, "background_full": bg_full,
+                "omega": F.max_pool2d(cloth[:, 3:4], 4)}  # fmt: skip
+
+    def attend(
+        self,
+        cloth_features: torch.Tensor,
+        pose_features: torch.Tensor,
+        background_features: torch.Tensor,
+        omega: torch.Tensor,
+        frames: int,
+    ) -> torch.Tensor:
+        """The MPDT blocks over windows of ``frames`` frames: (B*T, c, h, w) features and
+        (B*T, 1, h, w) ``omega`` -> the fused map ``O`` (B*T, c, h, w) the decoder reads."""
+        n, _, fh, fw = cloth_features.shape
+        mask = (omega > 0.5).reshape(n // frames, frames, 1, fh, fw)
+        c_feat, p_feat, a_feat = cloth_features, pose_features, background_features
+        impl = self._impl()
+        fused = p_feat
+        for block in self.blocks:
+            c_feat, p_feat, a_feat, fused = block(c_feat, p_feat, a_feat, mask, frames, impl)
+        return fused
+
+    def decode(
+        self,
+        fused: torch.Tensor,
+        background_half: torch.Tensor,
+        background_full: torch.Tensor,
+        cloth: torch.Tensor,
+        background: torch.Tensor,
+        background_mask: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Per-frame decoding and compositing of N frames: ``fused`` from :meth:`attend`, the
+        skips from :meth:`encode` and the frames' (N, C, H, W) inputs -> ``tryon`` and
+        ``rendered`` (N, 3, H, W), ``cloth_mask`` (N, 1, H, W), all in [0, 1]."""
+        impl = self._impl()
+        out = self.decoder(fused, background_half, background_full)  # (N, 6, H, W)
+        rendered = torch.sigmoid(out[:, :3])
+        warped = _resample(cloth, out[:, 4:6])  # (N, 4, H, W): the cloth, flow-corrected
+        cloth_mask = torch.sigmoid(out[:, 3:4]) * warped[:, 3:4]
+        if impl == "export":
+            tryon = composite_ref(warped[:, :3], rendered, cloth_mask, background, background_mask)
+        else:
+            tryon = composite(warped[:, :3], rendered, cloth_mask, background, background_mask,
+                              impl="torch" if impl == "torch" else "auto")  # fmt: skip
+        return {"tryon": tryon, "rendered": rendered, "cloth_mask": cloth_mask}
+
     def forward(
         self,
         cloth: torch.Tensor,
@@ -270,33 +348,11 @@ class MPDTGenerator(nn.Module):
         """
         b, t = self._check(cloth, pose, background, background_mask)
         h, w = self.config.height, self.config.width
-        # Differentiable torch attention while training; the Triton kernel (on CUDA) otherwise;
-        # the unchecked references while being exported (ONNX / torch.export trace them).
-        if torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
-            impl = "export"
-        else:
-            impl = "torch" if torch.is_grad_enabled() else "auto"
         flat = lambda x: x.reshape(b * t, x.shape[2], h, w)  # noqa: E731
         cloth_f, pose_f, bg_f, mask_f = map(flat, (cloth, pose, background, background_mask))
-        alpha = cloth_f[:, 3:4]  # (B*T, 1, H, W) warped alpha
-        _, _, c_feat = self.encode_cloth(cloth_f)
-        _, _, p_feat = self.encode_pose(pose_f)
-        bg_full, bg_half, a_feat = self.encode_background(torch.cat([bg_f, mask_f], dim=1))
-        fh, fw = c_feat.shape[-2:]
-        omega = F.max_pool2d(alpha, 4).reshape(b, t, 1, fh, fw) > 0.5  # Omega at 1/4 scale
-        fused = p_feat
-        for block in self.blocks:
-            c_feat, p_feat, a_feat, fused = block(c_feat, p_feat, a_feat, omega, t, impl)
-        out = self.decoder(fused, bg_half, bg_full)  # (B*T, 6, H, W)
-        rendered = torch.sigmoid(out[:, :3])
-        warped = _resample(cloth_f, out[:, 4:6])  # (B*T, 4, H, W): the cloth, flow-corrected
-        alpha = warped[:, 3:4]
-        cloth_f = torch.cat([warped[:, :3], cloth_f[:, 3:]], dim=1)
-        cloth_mask = torch.sigmoid(out[:, 3:4]) * alpha
-        if impl == "export":
-            tryon = composite_ref(cloth_f[:, :3], rendered, cloth_mask, bg_f, mask_f)
-        else:
-            tryon = composite(cloth_f[:, :3], rendered, cloth_mask, bg_f, mask_f,
-                              impl="torch" if impl == "torch" else "auto")  # fmt: skip
-        seq = lambda x: x.reshape(b, t, x.shape[1], h, w)  # noqa: E731
-        return {"tryon": seq(tryon), "rendered": seq(rendered), "cloth_mask": seq(cloth_mask)}
+        feats = self.encode(cloth_f, pose_f, bg_f, mask_f)
+        fused = self.attend(feats["cloth_features"], feats["pose_features"],
+                            feats["background_features"], feats["omega"], t)  # fmt: skip
+        out = self.decode(fused, feats["background_half"], feats["background_full"], cloth_f,
+                          bg_f, mask_f)  # fmt: skip
+        return {name: x.reshape(b, t, x.shape[1], h, w) for name, x in out.items()}
