@@ -1,0 +1,180 @@
+"""The two graphs of the causal sliding window (``mode="latency"``): per-frame encoder + window.
+
+A live stream needs one output per input frame. Running the whole generator over the last T
+frames for every new frame would recompute T encoders and T decoders per frame; the window only
+needs the newest frame's encoder and decoder, plus the MPDT blocks over the T cached feature maps.
+So the generator is exported twice more, with the same checks as the standard graph (simplified,
+``onnx.checker``, TensorRT operator audit, onnxruntime parity vs PyTorch below 1e-4):
+
+- ``encoder.onnx``: :meth:`engine.mpdt.MPDTGenerator.encode` for one frame. Inputs ``cloth``,
+  ``pose``, ``background``, ``background_mask`` (1, C, H, W) float32 -> outputs
+  :data:`engine.mpdt.FEATURE_NAMES` (1, ...) float32.
+- ``window.onnx``: :meth:`~engine.mpdt.MPDTGenerator.attend` over the T cached frames, then
+  :meth:`~engine.mpdt.MPDTGenerator.decode` of the newest. Inputs: ``cloth_features``,
+  ``pose_features``, ``background_features`` (T, c, h, w), ``omega`` (T, 1, h, w) (a ring
+  buffer: frame order does not matter, the blocks and the temporal context are equivariant to
+  it), ``newest`` (1,) int64 (the ring slot of the newest frame), and the newest frame's
+  ``background_half``, ``background_full``, ``cloth``, ``background``, ``background_mask``
+  (1, ...) -> ``tryon``, ``rendered`` (1, 3, H, W), ``cloth_mask`` (1, 1, H, W).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from engine.errors import ExportError, InputError
+from engine.mpdt import FEATURE_NAMES, INPUT_NAMES, OUTPUT_NAMES, MPDTGenerator
+from export.tensorrt_onnx_ops import audit
+
+__all__ = [
+    "FrameEncoder",
+    "WindowDecoder",
+    "WINDOW_INPUT_NAMES",
+    "RING_NAMES",
+    "NEWEST_NAMES",
+    "export_streaming_graphs",
+]
+
+RING_NAMES = ("cloth_features", "pose_features", "background_features", "omega")
+"""Features kept for every frame of the window (ring buffers of T slots)."""
+NEWEST_NAMES = ("background_half", "background_full", "cloth", "background", "background_mask")
+"""What the window graph reads of the newest frame only."""
+WINDOW_INPUT_NAMES = RING_NAMES + ("newest",) + NEWEST_NAMES
+OPSET = 17
+MAX_REL_ERROR = 1e-4
+
+
+class FrameEncoder(nn.Module):
+    """``encode`` of one frame, outputs as a tuple in :data:`FEATURE_NAMES` order."""
+
+    def __init__(self, model: MPDTGenerator) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, cloth, pose, background, background_mask) -> tuple[torch.Tensor, ...]:
+        feats = self.model.encode(cloth, pose, background, background_mask)
+        return tuple(feats[name] for name in FEATURE_NAMES)
+
+
+class WindowDecoder(nn.Module):
+    """``attend`` over the T ring slots, then ``decode`` of slot ``newest``."""
+
+    def __init__(self, model: MPDTGenerator) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        cloth_features: torch.Tensor,
+        pose_features: torch.Tensor,
+        background_features: torch.Tensor,
+        omega: torch.Tensor,
+        newest: torch.Tensor,
+        background_half: torch.Tensor,
+        background_full: torch.Tensor,
+        cloth: torch.Tensor,
+        background: torch.Tensor,
+        background_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        frames = cloth_features.shape[0]
+        fused = self.model.attend(cloth_features, pose_features, background_features, omega,
+                                  frames)  # fmt: skip
+        fused = torch.index_select(fused, 0, newest)  # (1, c, h, w)
+        out = self.model.decode(fused, background_half, background_full, cloth, background,
+                                background_mask)  # fmt: skip
+        return tuple(out[name] for name in OUTPUT_NAMES)
+
+
+def example_window_inputs(model: MPDTGenerator, frames: int, seed: int = 0):
+    """Seeded encoder inputs for ``frames`` frames and the matching window-graph inputs."""
+    cfg = model.config
+    g = torch.Generator().manual_seed(seed)
+    channels = {"cloth": 4, "pose": cfg.pose_channels, "background": 3, "background_mask": 1}
+    per_frame = {n: torch.rand((frames, channels[n], cfg.height, cfg.width), generator=g)
+                 for n in INPUT_NAMES}  # fmt: skip
+    per_frame["background_mask"] = (per_frame["background_mask"] > 0.5).float()
+    per_frame["cloth"][:, 3] = (per_frame["cloth"][:, 3] > 0.4).float()
+    with torch.no_grad():
+        feats = model.encode(**per_frame)
+    newest = frames - 1 if frames == 1 else frames // 2  # a slot in the middle of the ring
+    window = {name: feats[name] for name in RING_NAMES}
+    window["newest"] = torch.tensor([newest], dtype=torch.int64)
+    for name in NEWEST_NAMES:
+        source = feats if name in feats else per_frame
+        window[name] = source[name][newest : newest + 1].contiguous()
+    encoder = {name: x[:1].contiguous() for name, x in per_frame.items()}
+    return encoder, window
+
+
+def _export(module: nn.Module, inputs: dict, outputs: tuple[str, ...], path: Path) -> None:
+    import onnxsim
+
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(module, tuple(inputs.values()), buffer, input_names=list(inputs),
+                          output_names=list(outputs), opset_version=OPSET,
+                          do_constant_folding=True, dynamo=False)  # fmt: skip
+    proto, ok = onnxsim.simplify(onnx.load_from_string(buffer.getvalue()))
+    if not ok:
+        raise ExportError(f"onnx-simplifier could not validate {path.name}")
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"onnx.checker rejected {path.name}: {exc}") from exc
+    problems = audit(proto)
+    if problems:
+        raise ExportError(f"{path.name} not parseable by TensorRT: " + "; ".join(problems[:5]))
+    onnx.save(proto, str(path))
+
+
+def _parity(module: nn.Module, inputs: dict, outputs: tuple[str, ...], path: Path) -> float:
+    import onnxruntime as ort
+
+    with torch.no_grad():
+        expected = module(*inputs.values())
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(list(outputs), {k: v.numpy() for k, v in inputs.items()})
+    worst = 0.0
+    for value, ref in zip(got, expected, strict=True):
+        ref = ref.numpy()
+        diff = float(np.abs(value.astype(np.float64) - ref).max())
+        worst = max(worst, diff / max(float(np.abs(ref).max()), 1e-12))
+    return worst
+
+
+def export_streaming_graphs(
+    model: MPDTGenerator, out_dir: str | Path, *, frames: int
+) -> dict[str, float]:
+    """Write ``encoder.onnx`` and ``window.onnx`` (T = ``frames``) to ``out_dir``, checked and
+    verified; returns each graph's worst relative error vs PyTorch.
+
+    Raises:
+        InputError: ``frames`` < 1 or ``model`` is not a generator.
+        ExportError: simplifier, checker, TensorRT audit or parity (>= 1e-4) failed.
+    """
+    if not isinstance(model, MPDTGenerator):
+        raise InputError("model", "an MPDTGenerator", model)
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise InputError("frames", "an int >= 1", frames)
+    model = model.eval()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    encoder_in, window_in = example_window_inputs(model, frames)
+    errors = {}
+    for name, module, inputs, outputs in (
+        ("encoder", FrameEncoder(model), encoder_in, FEATURE_NAMES),
+        ("window", WindowDecoder(model), window_in, OUTPUT_NAMES),
+    ):
+        path = out_dir / f"{name}.onnx"
+        _export(module, inputs, outputs, path)
+        errors[name] = _parity(module, inputs, outputs, path)
+        if errors[name] >= MAX_REL_ERROR:
+            raise ExportError(f"{name}.onnx differs from PyTorch: max relative error "
+                              f"{errors[name]:.2e} >= {MAX_REL_ERROR:.0e}")  # fmt: skip
+    return errors
