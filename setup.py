@@ -62,7 +62,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=[f"{top}{sub}" for top in PACKAGES for sub in ("", ".*")]),
     include_package_data=True,
-    package_data={"engine": ["models/*.safetensors"]},
+    package_data={"engine": ["models/*.safetensors", "assets/*"]},
     install_requires=install_requires,
     extras_require=extras_require,
     entry_points={"console_scripts": ["tryon = engine.cli:main"]},
