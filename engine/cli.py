@@ -1,8 +1,11 @@
 """The ``tryon`` command line.
 
 Verbs:
+    tryon demo [--out DIR]         try-on of the bundled clip and garment: video, preview, FPS
+    tryon run --garment G --source 0|video|dir [--output out.mp4] [--show]   try-on of a stream
     tryon doctor [--json]          report the install (torch/CUDA, Triton, TensorRT, onnxruntime)
     tryon aot [--cc ...] [--json]  compile every Triton kernel for GPUs (PTX + cubin, no GPU needed)
+    tryon bench [--report] [--quick]   run `pytest bench/`; --report: bench/results/<machine>.*
     tryon train --config lite --steps N --out DIR   train a generator on synthetic clips
     tryon eval --model demo [--json]                score a generator on held-out clips
     tryon export --model demo --format onnx --out DIR [--frames T]   standard ONNX graph
@@ -36,6 +39,37 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return doctor.exit_code(checks)
 
 
+def _source(value: str) -> int | str:
+    """A webcam index ("0") or a path."""
+    return int(value) if value.isdigit() else value
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from engine.session import TryOnSession
+    from engine.video_run import format_stats, run_video
+
+    with TryOnSession(args.model, backend=args.backend, window=args.window,
+                      mode=args.mode, paste=args.paste) as session:  # fmt: skip
+        session.set_garment(args.garment)
+        print(f"backend: {session.backend} ({session.backend_reason})", file=sys.stderr)
+        stats = run_video(session, _source(args.source), output=args.output, show=args.show,
+                          max_frames=args.max_frames)  # fmt: skip
+    print(format_stats(stats))
+    print(f"stream ended: {stats['end_reason']}")
+    if args.output:
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from engine.video_run import format_stats, run_demo
+
+    stats = run_demo(args.out, backend=args.backend, max_frames=args.max_frames)
+    print(format_stats(stats))
+    print(f"wrote {stats['video']}" + (f" and {stats['preview']}" if stats["preview"] else ""))
+    return 0
+
+
 def _cmd_aot(args: argparse.Namespace) -> int:
     from kernels.aot import compile_all, unregistered_kernels
     from kernels.triton_mode import interpreter_requested
@@ -58,6 +92,12 @@ def _cmd_aot(args: argparse.Namespace) -> int:
         for name in missing:
             print(f"UNREGISTERED: {name} (call kernels.aot.register_aot after defining it)")
     return 1 if missing else 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from engine.bench_report import run_bench
+
+    return run_bench(report=args.report, quick=args.quick, keyword=args.k, json_out=args.json)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -116,6 +156,29 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print one JSON object instead")
     doctor.set_defaults(run=_cmd_doctor)
 
+    demo = verbs.add_parser("demo", help="try the bundled garment on the bundled sample clip")
+    demo.add_argument("--out", default="tryon-demo", help="output directory (default ./tryon-demo)")
+    demo.add_argument("--backend", default="auto", help="auto | onnxruntime | torch")
+    demo.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    demo.set_defaults(run=_cmd_demo)
+
+    run = verbs.add_parser("run", help="try a garment on a webcam, a video or a frames directory")
+    run.add_argument(
+        "--garment", required=True, help="garment image (RGBA, or on a plain background)"
+    )
+    run.add_argument("--source", required=True, help="webcam index (0), video file or directory")
+    run.add_argument("--output", default=None, help="write the result video here (.mp4/.avi)")
+    run.add_argument("--show", action="store_true", help="show the result in a window")
+    run.add_argument("--backend", default="auto", help="auto | onnxruntime | torch")
+    run.add_argument("--model", default="demo", help="'demo' or a weights file")
+    run.add_argument("--window", type=int, default=4, help="frames T per generator call")
+    run.add_argument("--mode", default="latency", choices=["latency", "throughput"],
+                     help="latency: causal window, throughput: blocks of T (files)")  # fmt: skip
+    run.add_argument("--paste", default="garment", choices=["garment", "region"],
+                     help="replace the garment area or the whole try-on region")  # fmt: skip
+    run.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    run.set_defaults(run=_cmd_run)
+
     aot = verbs.add_parser(
         "aot",
         help="compile every Triton kernel for GPUs (no GPU needed); exit 1 if one is "
@@ -124,6 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     aot.add_argument("--cc", type=int, nargs="+", default=[80, 90], help="compute capabilities")
     aot.add_argument("--json", action="store_true", help="print one JSON object instead")
     aot.set_defaults(run=_cmd_aot)
+
+    bench = verbs.add_parser(
+        "bench", help="run the benchmark suite (pytest bench/, from the source tree)"
+    )
+    bench.add_argument("--report", action="store_true",
+                       help="write bench/results/<machine>.json and .md")  # fmt: skip
+    bench.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    bench.add_argument("-k", default=None, metavar="EXPR", help="only benchmarks matching EXPR")
+    bench.add_argument("--json", default=None, metavar="FILE",
+                       help="also keep pytest-benchmark's raw JSON here")  # fmt: skip
+    bench.set_defaults(run=_cmd_bench)
 
     train = verbs.add_parser("train", help="train an MPDT generator on synthetic clips (CPU)")
     train.add_argument("--config", default="lite", help="preset: lite | base")
@@ -158,8 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tryon`` console script; returns the exit code."""
+    from engine.errors import TryOnError
+
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except TryOnError as exc:  # a clear message, no traceback, for every known failure
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -252,12 +252,19 @@ class TryOnSession:
         self._lost = True  # the window restarts, so the new garment shows at once
 
     # ------------------------------------------------------------------ stages
-    def _prepare(self, frame: np.ndarray, index: int, timestamp_s: float) -> _Prepared:
+    def _perceive(self, frame: np.ndarray, index: int, timestamp_s: float):
+        """Pose and segmentation of the full frame: ``(prepared, detection)``."""
         started = time.perf_counter()
-        timings: dict[str, float] = {}
         detection = self.tracker(frame, timestamp_s)
-        timings.update(detection.timings)
-        prepared = _Prepared(frame, index, timestamp_s, timings, started=started)
+        prepared = _Prepared(frame, index, timestamp_s, dict(detection.timings), started=started)
+        return prepared, detection
+
+    def _prepare(self, frame: np.ndarray, index: int, timestamp_s: float) -> _Prepared:
+        return self._build(*self._perceive(frame, index, timestamp_s))
+
+    def _build(self, prepared: _Prepared, detection) -> _Prepared:
+        """Crop and generator inputs for a perceived frame (no person: inputs stay None)."""
+        frame, timings = prepared.frame, prepared.timings
         t0 = time.perf_counter()
         box = self.crop.place(detection.keypoints) if detection.person_found else None
         garment = self._garment
@@ -396,7 +403,8 @@ class TryOnSession:
         queue_size: int = 2,
     ) -> Iterator[TryOnResult]:
         """Results for a webcam index, a video file, a directory of images or an iterable of
-        frames, in order, from threads: capture -> perception + inputs -> generator + composite.
+        frames, in order, from threads: capture -> pose and segmentation -> crop and inputs ->
+        generator and composite.
 
         Live sources (webcams) keep only the newest frames when the pipeline falls behind
         (``stats()["dropped_frames"]``); files and iterables drop nothing. A bad frame is
@@ -423,6 +431,7 @@ class TryOnSession:
         self._lost = True
         stop = threading.Event()
         captured: queue.Queue = queue.Queue(maxsize=queue_size)
+        perceived_q: queue.Queue = queue.Queue(maxsize=queue_size)
         prepared_q: queue.Queue = queue.Queue(maxsize=queue_size)
         results_q: queue.Queue = queue.Queue(maxsize=queue_size * max(2, self.window.frames))
         reason: list[str] = []
@@ -472,18 +481,32 @@ class TryOnSession:
             if on_bad_frame is not None:
                 on_bad_frame(index, exc)
 
-        def preprocess() -> None:
+        def perceive() -> None:  # mediapipe (native code): overlaps the Python stages
             while not stop.is_set():
                 item = captured.get()
                 if item is _END:
-                    put(prepared_q, _END)
+                    put(perceived_q, _END)
                     return
                 index, frame, stamp = item
                 try:
                     _check_frame(frame)
-                    ready = self._prepare(frame, index, stamp)
+                    ready = self._perceive(frame, index, stamp)
                 except Exception as exc:  # one bad frame never ends the stream
                     report(index, exc)
+                    continue
+                if not put(perceived_q, ready):
+                    return
+
+        def preprocess() -> None:
+            while not stop.is_set():
+                item = perceived_q.get()
+                if item is _END:
+                    put(prepared_q, _END)
+                    return
+                try:
+                    ready = self._build(*item)
+                except Exception as exc:
+                    report(item[0].index, exc)
                     continue
                 if not put(prepared_q, ready):
                     return
@@ -522,7 +545,7 @@ class TryOnSession:
                     pending = []
 
         threads = [threading.Thread(target=f, name=f"tryon-{f.__name__}", daemon=True)
-                   for f in (capture, preprocess, infer)]  # fmt: skip
+                   for f in (capture, perceive, preprocess, infer)]  # fmt: skip
         for thread in threads:
             thread.start()
         try:
@@ -533,13 +556,13 @@ class TryOnSession:
                 yield item
         finally:
             stop.set()
-            for q in (captured, prepared_q, results_q):  # unblock any waiting thread
+            for q in (captured, perceived_q, prepared_q, results_q):  # unblock waiting threads
                 try:
                     while True:
                         q.get_nowait()
                 except queue.Empty:
                     pass
-            for q in (captured, prepared_q):
+            for q in (captured, perceived_q, prepared_q):
                 with contextlib.suppress(queue.Full):
                     q.put_nowait(_END)
             for thread in threads:
