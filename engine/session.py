@@ -95,6 +95,24 @@ class _Prepared:
     started: float = 0.0
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """Run the block with ``n`` torch intra-op threads in *this* thread (OpenMP's setting is
+    per thread), then restore; ``None`` leaves it alone. The session's tensors are small (the
+    crop is 128x96): thread pools cost more than they save there, and on a 2-core machine they
+    fight onnxruntime and mediapipe for the cores (measured: input building 40 ms with one
+    thread, 308 ms with two, under load)."""
+    if n is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _check_frame(frame: object) -> np.ndarray:
     if (
         not isinstance(frame, np.ndarray)
@@ -339,8 +357,11 @@ class TryOnSession:
         if prepared.restart:
             self.window.reset()
         t0 = time.perf_counter()
-        out = self.window.step(prepared.inputs)
-        return self._finish(prepared, out, (time.perf_counter() - t0) * 1e3)
+        with _torch_threads(None if self.backend == "torch" else 1):
+            out = self.window.step(prepared.inputs)
+        ms = (time.perf_counter() - t0) * 1e3
+        with _torch_threads(1):
+            return self._finish(prepared, out, ms)
 
     def _blocks(self, items: list[_Prepared]) -> list[TryOnResult]:
         """Throughput mode: the generator over blocks of T person frames (the last block is
@@ -380,7 +401,9 @@ class TryOnSession:
         stamp = time.monotonic() if timestamp_s is None else float(timestamp_s)
         index = self._calls
         self._calls += 1
-        return self._step(self._prepare(frame, index, stamp))
+        with _torch_threads(1):
+            prepared = self._prepare(frame, index, stamp)
+        return self._step(prepared)
 
     def stats(self) -> dict:
         """p50 / p95 per stage (ms), FPS over the outputs, frames, dropped, bad and no-person
@@ -498,6 +521,7 @@ class TryOnSession:
                     return
 
         def preprocess() -> None:
+            torch.set_num_threads(1)  # this worker thread only (see _torch_threads)
             while not stop.is_set():
                 item = perceived_q.get()
                 if item is _END:
@@ -521,6 +545,8 @@ class TryOnSession:
             return all(put(results_q, result) for result in done)
 
         def infer() -> None:
+            if self.backend != "torch":
+                torch.set_num_threads(1)  # this worker thread only (see _torch_threads)
             pending: list[_Prepared] = []
             while not stop.is_set():
                 item = prepared_q.get()
