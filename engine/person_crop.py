@@ -64,14 +64,18 @@ class PersonCrop:
     Args:
         out_height, out_width: the model's input size in pixels.
         smoothing: weight of the new box in the exponential smoothing of its centre and size
-            (1 = no smoothing); a box that moves more than half its width is taken as is.
+            (1 = no smoothing); a box whose centre moves more than half its width is taken as is.
     """
 
     def __init__(self, out_height: int, out_width: int, *, smoothing: float = 0.35) -> None:
         for name, value in (("out_height", out_height), ("out_width", out_width)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(name, "an int >= 1", value)
-        if not isinstance(smoothing, (int, float)) or not 0.0 < smoothing <= 1.0:
+        if (
+            isinstance(smoothing, bool)
+            or not isinstance(smoothing, (int, float))
+            or not (0.0 < smoothing <= 1.0)
+        ):
             raise InputError("smoothing", "a number in (0, 1]", smoothing)
         self.out_height, self.out_width = out_height, out_width
         self.smoothing = float(smoothing)
@@ -97,7 +101,7 @@ class PersonCrop:
         cx, cy = neck[:2] if neck[2] > 0 else (rs[:2] + ls[:2]) / 2
         width = shoulder / SHOULDER_WIDTH_FRACTION
         new = np.array([cx, cy, width], dtype=np.float64)
-        if self._state is None or abs(new[0] - self._state[0]) > 0.5 * self._state[2]:
+        if self._state is None or np.hypot(*(new[:2] - self._state[:2])) > 0.5 * self._state[2]:
             self._state = new
         else:
             self._state = self._state + self.smoothing * (new - self._state)
@@ -121,7 +125,8 @@ class PersonCrop:
             pad = (max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w))
             if any(pad):
                 inner = cv2.copyMakeBorder(inner, *pad, cv2.BORDER_REPLICATE)
-        return cv2.resize(inner, (self.out_width, self.out_height), interpolation=interpolation)
+        out = cv2.resize(inner, (self.out_width, self.out_height), interpolation=interpolation)
+        return out[..., None] if image.ndim == 3 and out.ndim == 2 else out  # OpenCV drops C=1
 
     @staticmethod
     def paste_region(box: CropBox, frame_height: int, frame_width: int):

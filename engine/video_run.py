@@ -88,7 +88,7 @@ def run_video(
     if show:
         reason = gui_unavailable_reason()
         if reason:
-            raise InputError("show", "a machine where OpenCV can open a window", reason)
+            raise InputError("show", f"a machine where OpenCV can open a window ({reason})", True)
     if output is not None and Path(output).suffix.lower() not in (".mp4", ".avi"):
         raise InputError("output", "a .mp4 or .avi path", str(output))
     from tqdm import tqdm
