@@ -3,6 +3,7 @@ swaps, pass-through without a person, every bad input, and streams (files, direc
 iterables with bad frames, failing sources, throughput mode)."""
 
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -260,3 +261,27 @@ def test_stream_arguments_are_checked(tiny):
         with pytest.raises(InputError) as info:
             list(s.stream(np.zeros((48, 64, 3), np.uint8)))
         assert info.value.argument == "source"
+
+
+def test_live_source_drops_old_frames_when_behind(tiny, monkeypatch):
+    """A live source that delivers faster than the pipeline: the oldest queued frames are
+    dropped (counted), results stay in capture order, and nothing waits for old frames."""
+    import engine.session as session_module
+    from engine.frame_sources import FrameSource
+
+    frames = _frames(40)
+
+    def live(source, fps):
+        return FrameSource(((f, i / 1000) for i, f in enumerate(frames)), live=True, fps=1000.0,
+                           description="fake camera")  # fmt: skip
+
+    monkeypatch.setattr(session_module, "open_source", live)
+    with _tiny_session(tiny) as s:
+        indices = []
+        for r in s.stream(0, queue_size=1):
+            indices.append(r.index)
+            time.sleep(0.01)  # a slow consumer
+        stats = s.stats()
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    assert stats["dropped_frames"] > 0
+    assert len(indices) + stats["dropped_frames"] == len(frames)
