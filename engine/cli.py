@@ -125,20 +125,52 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from engine.weights import load_generator
-    from export.onnx_export import FP32_MAX_REL_ERROR, export_onnx
+    import re
 
+    from engine.backends.runners import import_tensorrt
+    from engine.errors import BackendUnavailableError, InputError
+    from engine.weights import load_generator
+    from export.onnx_export import FP16_MAX_REL_ERROR, FP32_MAX_REL_ERROR, OPSET, export_graphs
+
+    size = None
+    if args.size is not None:  # every argument is checked before any work
+        match = re.fullmatch(r"(\d+)x(\d+)", args.size)
+        if match is None:
+            raise InputError("--size", "HEIGHTxWIDTH in pixels, e.g. 256x192", args.size)
+        size = (int(match[1]), int(match[2]))
+    if args.format == "tensorrt":
+        import torch
+
+        import_tensorrt()  # BackendUnavailableError naming how to install it
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError("tensorrt", "engines are built on an NVIDIA GPU and "
+                                          "torch sees none")  # fmt: skip
     model = load_generator(args.model)
-    frames = args.frames or model.config.frames
-    out = Path(args.out) / f"{Path(str(args.model)).stem}_t{frames}_standard.onnx"
-    path, result = export_onnx(model, out, frames=frames)
-    size = path.stat().st_size / 2**20
-    print(f"wrote {path} ({size:.1f} MiB, opset 17, T={frames}, "
-          f"{model.config.height}x{model.config.width})")  # fmt: skip
-    print("onnx.checker: ok; TensorRT operator audit: ok")
-    for name in result.max_rel:
-        print(f"onnxruntime vs PyTorch  {name:<10} max abs {result.max_abs[name]:.2e}  "
-              f"max rel {result.max_rel[name]:.2e}  (limit {FP32_MAX_REL_ERROR:.0e})")  # fmt: skip
+    report = export_graphs(model, args.out, frames=args.frames, size=size,
+                           precision=args.precision)  # fmt: skip
+    what = f"opset {OPSET}, T={report.frames}, {report.height}x{report.width}, {report.precision}"
+    for graph in (report.standard, report.plugins):
+        plugins = {op: n for op, n in graph.ops.items() if op.startswith("tryon::")}
+        detail = ", ".join(f"{n} {op}" for op, n in plugins.items()) or "standard ops only"
+        print(f"wrote {graph.path} ({graph.bytes / 2**20:.2f} MiB, {sum(graph.ops.values())} "
+              f"nodes: {detail}; {what}; float32 inputs and outputs)")  # fmt: skip
+    print("onnx.checker (full): ok for both graphs; TensorRT operator audit: ok (tryon plugin "
+          "nodes only in the plugins graph)")  # fmt: skip
+    limit = FP32_MAX_REL_ERROR if report.precision == "fp32" else FP16_MAX_REL_ERROR
+    rule = "must be" if report.precision == "fp32" else "reported; sanity bound"
+    print(f"parity vs PyTorch float32 on seeded inputs, max abs / max rel ({rule} < {limit:.0e}):")
+    for label, graph in (("standard, onnxruntime CPU", report.standard),
+                         ("plugins, onnxruntime + kernel refs", report.plugins)):  # fmt: skip
+        errors = graph.parity
+        cells = [f"{n} {errors.max_abs[n]:.2e} / {errors.max_rel[n]:.2e}" for n in errors.max_rel]
+        print(f"  {label:<36} {'  '.join(cells)}")
+    if args.format == "tensorrt":
+        from export.tensorrt_engine import load_or_build_engine
+
+        out = Path(args.out)
+        engine = load_or_build_engine(report.plugins.path, out, precision=report.precision)
+        print(f"TensorRT engine in {out} ({len(engine) / 2**20:.1f} MiB; cached by ONNX bytes, "
+              "TensorRT version, GPU, precision, profile and plugin sources)")  # fmt: skip
     return 0
 
 
@@ -220,12 +252,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON line")
     evaluate.set_defaults(run=_cmd_eval)
 
-    export = verbs.add_parser("export", help="export a generator to a validated ONNX graph")
+    export = verbs.add_parser(
+        "export", help="export a generator to validated ONNX graphs (and a TensorRT engine)"
+    )
     export.add_argument("--model", default="demo", help="'demo' or a weights file")
-    export.add_argument("--format", choices=["onnx"], default="onnx",
-                        help="onnx: the standard graph (TensorRT engines: not yet)")  # fmt: skip
+    export.add_argument("--format", choices=["onnx", "tensorrt"], default="onnx",
+                        help="onnx: standard.onnx (onnxruntime) and plugins.onnx (TensorRT, "
+                        "tryon plugins); tensorrt: both, then the engine (needs TensorRT and an "
+                        "NVIDIA GPU)")  # fmt: skip
     export.add_argument("--out", required=True, help="output directory")
     export.add_argument("--frames", type=int, default=None, help="T (default: the model's)")
+    export.add_argument("--size", default=None, metavar="HxW",
+                        help="input size, e.g. 256x192 (default: the model's; multiples of "
+                        "4 x the largest head divisor)")  # fmt: skip
+    export.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+                        help="fp16: strongly typed fp16 graphs, fp32 where numerics need "
+                        "it")  # fmt: skip
     export.set_defaults(run=_cmd_export)
     return parser
 

@@ -1,42 +1,91 @@
-"""Export of an MPDT generator to the *standard* ONNX graph, simplified and validated.
+"""Export of an MPDT generator to ONNX: the *standard* and the *plugins* graph, validated.
 
-Steps (each a function, all run by :func:`export_onnx`):
+Steps (:func:`export_graphs`; :func:`export_onnx` stops after the standard graph):
 
-1. trace the model with ``torch.onnx.export`` (TorchScript exporter, opset :data:`OPSET`, static
-   shapes: batch 1, ``frames`` T, the config's H and W); while exporting, the generator uses its
-   plain references for patch attention and compositing (standard ops only);
-2. simplify with onnx-simplifier (constant folding, shape ops removed);
-3. ``onnx.checker`` (full check) and the TensorRT operator audit
-   (:func:`export.tensorrt_onnx_ops.audit`);
-4. parity: onnxruntime (CPU) vs PyTorch on the same seeded inputs; fp32 must reach a max relative
-   error below :data:`FP32_MAX_REL_ERROR`.
+1. trace the model once with ``torch.onnx.export`` (TorchScript exporter, opset :data:`OPSET`,
+   static shapes: batch 1, ``frames`` T, the config's H and W), the attention and the composite
+   as their plain references (standard ops only), their call boundaries marked
+   (:mod:`export.plugin_graph`); fp16: the mixed-precision copy of :mod:`export.fp16`;
+2. simplify with onnx-simplifier (before any custom node exists);
+3. the standard graph (markers dropped, simplified again) and the plugins graph (``tryon``-domain
+   nodes for the attention heads and the composite, :mod:`export.plugin_graph`);
+4. ``onnx.checker`` (full check) and the TensorRT operator audit
+   (:func:`export.tensorrt_onnx_ops.audit`; ``tryon`` nodes only in the plugins graph);
+5. parity with PyTorch float32 on the same seeded inputs: the standard graph in onnxruntime
+   (CPU), the plugins graph in onnxruntime with its ``tryon`` nodes run by the kernels' torch
+   references. fp32 must reach a max relative error below :data:`FP32_MAX_REL_ERROR`; fp16 is
+   reported, and must stay below the sanity bound :data:`FP16_MAX_REL_ERROR` (overflow, NaN).
 
+Files in the output directory: :data:`STANDARD_FILE` (what onnxruntime runs) and
+:data:`PLUGINS_FILE` (what TensorRT builds, with the plugins of :mod:`export.tensorrt_plugins`).
 Input and output names are the generator's: ``cloth``, ``pose``, ``background``,
-``background_mask`` -> ``tryon``, ``rendered``, ``cloth_mask``.
+``background_mask`` -> ``tryon``, ``rendered``, ``cloth_mask``; inputs and outputs are float32 in
+both precisions.
 """
 
 from __future__ import annotations
 
-import io
+import collections
+import dataclasses
+import hashlib
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
+from torch import nn
 
 from engine.errors import ExportError, InputError
 from engine.mpdt import INPUT_NAMES, OUTPUT_NAMES, MPDTGenerator
+from export.fp16 import MixedPrecisionGenerator
+from export.plugin_graph import (
+    Call,
+    evaluate_plugins_graph,
+    insert_plugins,
+    plugin_nodes,
+    strip_markers,
+    trace_marked,
+)
 from export.tensorrt_onnx_ops import audit
+from export.tensorrt_plugins import PLUGIN_NAMESPACE
 
-__all__ = ["OPSET", "FP32_MAX_REL_ERROR", "Parity", "example_inputs", "export_onnx", "parity"]
+__all__ = [
+    "OPSET",
+    "EXPORTER_VERSION",
+    "FP32_MAX_REL_ERROR",
+    "FP16_MAX_REL_ERROR",
+    "PRECISIONS",
+    "STANDARD_FILE",
+    "PLUGINS_FILE",
+    "Parity",
+    "GraphReport",
+    "ExportReport",
+    "example_inputs",
+    "with_size",
+    "weights_digest",
+    "export_onnx",
+    "export_graphs",
+    "parity",
+    "plugins_parity",
+]
 
 OPSET = 17
+EXPORTER_VERSION = "2"
+"""Bumped whenever the exported graphs change for the same weights (part of cache keys)."""
 FP32_MAX_REL_ERROR = 1e-4
+FP16_MAX_REL_ERROR = 2e-2
+"""Sanity bound for fp16 graphs vs PyTorch float32 (catches overflow and NaN; the measured error
+is reported)."""
+PRECISIONS = ("fp32", "fp16")
+STANDARD_FILE = "standard.onnx"
+PLUGINS_FILE = "plugins.onnx"
 
 
 def example_inputs(model: MPDTGenerator, frames: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Seeded (1, T, C, H, W) inputs in the generator's value ranges (masks binary)."""
+    """Seeded (1, T, C, H, W) float32 inputs in the generator's value ranges (masks binary)."""
     cfg = model.config
     g = torch.Generator().manual_seed(seed)
     channels = {"cloth": 4, "pose": cfg.pose_channels, "background": 3, "background_mask": 1}
@@ -51,31 +100,82 @@ def example_inputs(model: MPDTGenerator, frames: int, seed: int = 0) -> dict[str
 
 @dataclass(frozen=True)
 class Parity:
-    """onnxruntime vs PyTorch on the same inputs: worst absolute and relative error per output
-    (relative to the largest magnitude of the PyTorch output)."""
+    """A graph vs PyTorch float32 on the same inputs: worst absolute and relative error per
+    output (relative to the largest magnitude of the PyTorch output); NaN when not finite."""
 
     max_abs: dict[str, float]
     max_rel: dict[str, float]
 
     @property
     def worst_rel(self) -> float:
-        return max(self.max_rel.values())
+        values = list(self.max_rel.values())
+        return math.nan if any(math.isnan(v) for v in values) else max(values)
 
 
-def _trace(model: MPDTGenerator, inputs: dict[str, torch.Tensor]) -> onnx.ModelProto:
-    buffer = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(
-            model,
-            tuple(inputs[name] for name in INPUT_NAMES),
-            buffer,
-            input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    return onnx.load_from_string(buffer.getvalue())
+@dataclass(frozen=True)
+class GraphReport:
+    """One written graph: its path, size, op counts, plugin nodes and parity."""
+
+    path: Path
+    bytes: int
+    ops: dict[str, int]
+    plugin_nodes: int
+    parity: Parity
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What :func:`export_graphs` wrote and measured."""
+
+    frames: int
+    height: int
+    width: int
+    precision: str
+    standard: GraphReport
+    plugins: GraphReport | None
+
+    def to_dict(self) -> dict:
+        """JSON-serializable form (paths as strings)."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+
+def with_size(model: MPDTGenerator, height: int, width: int) -> MPDTGenerator:
+    """``model`` at another input size: the same weights in a config copy with ``height`` x
+    ``width`` (the network is fully convolutional; each head's patch stays its fraction of the
+    feature map). Returns ``model`` itself when the size is unchanged.
+
+    Raises:
+        InputError: a size that is not a multiple of ``4 * max(head_divisors)``.
+    """
+    if not isinstance(model, MPDTGenerator):
+        raise InputError("model", "an MPDTGenerator", model)
+    cfg = model.config
+    if (height, width) == (cfg.height, cfg.width):
+        return model
+    resized = MPDTGenerator(dataclasses.replace(cfg, height=height, width=width))
+    resized.load_state_dict(model.state_dict())
+    return resized.eval()
+
+
+def weights_digest(model: MPDTGenerator) -> str:
+    """sha256 of the model's config and every tensor of its state dict (names, dtypes, bytes)."""
+    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def _check_args(model: object, frames: object, precision: object) -> int:
+    if not isinstance(model, MPDTGenerator):
+        raise InputError("model", "an MPDTGenerator", model)
+    frames = model.config.frames if frames is None else frames
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise InputError("frames", "an int >= 1", frames)
+    if precision not in PRECISIONS:
+        raise InputError("precision", f"one of {', '.join(map(repr, PRECISIONS))}", precision)
+    return frames
 
 
 def _simplify(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -87,56 +187,162 @@ def _simplify(proto: onnx.ModelProto) -> onnx.ModelProto:
     return simplified
 
 
-def parity(model: MPDTGenerator, path: str | Path, *, frames: int, seed: int = 1) -> Parity:
-    """Run the ONNX file with onnxruntime (CPU) and the model with PyTorch on the same inputs."""
-    import onnxruntime as ort
+def _traced(
+    model: MPDTGenerator, frames: int, precision: str, simplify: bool
+) -> tuple[onnx.ModelProto, list[Call]]:
+    """The simplified graph with its call markers (step 1-2 of the module docstring)."""
+    model = model.eval()
+    inputs = example_inputs(model, frames)
+    exported: nn.Module = model if precision == "fp32" else MixedPrecisionGenerator(model, inputs)
+    proto, calls = trace_marked(exported, inputs, opset=OPSET)
+    return (_simplify(proto) if simplify else proto), calls
 
-    inputs = example_inputs(model, frames, seed)
-    with torch.no_grad():
-        expected = model(**inputs)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(list(OUTPUT_NAMES), {k: v.numpy() for k, v in inputs.items()})
+
+def _validate(proto: onnx.ModelProto, *, plugins: bool) -> None:
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"onnx.checker rejected the graph: {exc}") from exc
+    problems = audit(proto, allowed_domains=(PLUGIN_NAMESPACE,) if plugins else ())
+    if problems:
+        raise ExportError("not parseable by TensorRT: " + "; ".join(problems[:5]))
+
+
+def _compare(expected: dict[str, torch.Tensor], got: list[np.ndarray]) -> Parity:
     max_abs, max_rel = {}, {}
     for name, value in zip(OUTPUT_NAMES, got, strict=True):
-        ref = expected[name].numpy()
+        ref = expected[name].numpy().astype(np.float64)
         diff = float(np.abs(value.astype(np.float64) - ref).max())
         max_abs[name] = diff
         max_rel[name] = diff / max(float(np.abs(ref).max()), 1e-12)
     return Parity(max_abs, max_rel)
 
 
+def _expected(model: MPDTGenerator, frames: int, seed: int) -> tuple[dict, dict]:
+    inputs = example_inputs(model, frames, seed)
+    with torch.no_grad():
+        expected = model.eval()(**inputs)
+    return inputs, expected
+
+
+def parity(model: MPDTGenerator, path: str | Path, *, frames: int, seed: int = 1) -> Parity:
+    """Run a standard graph with onnxruntime (CPU) and the model with PyTorch (float32) on the
+    same seeded inputs."""
+    import onnxruntime as ort
+
+    inputs, expected = _expected(model, frames, seed)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return _compare(expected, session.run(list(OUTPUT_NAMES), {k: v.numpy() for k, v in
+                                                                inputs.items()}))  # fmt: skip
+
+
+def plugins_parity(model: MPDTGenerator, path: str | Path, *, frames: int, seed: int = 1) -> Parity:
+    """Run a plugins graph on CPU (:func:`export.plugin_graph.evaluate_plugins_graph`) and the
+    model with PyTorch (float32) on the same seeded inputs."""
+    inputs, expected = _expected(model, frames, seed)
+    got = evaluate_plugins_graph(onnx.load(str(path)), {k: v.numpy() for k, v in inputs.items()})
+    return _compare(expected, got)
+
+
+def _check_parity(result: Parity, precision: str, graph: str) -> None:
+    limit = FP32_MAX_REL_ERROR if precision == "fp32" else FP16_MAX_REL_ERROR
+    if not result.worst_rel < limit:  # NaN fails too
+        raise ExportError(f"the {precision} {graph} graph differs from PyTorch: max relative "
+                          f"error {result.worst_rel:.2e}, limit {limit:.0e}")  # fmt: skip
+
+
+def _save(proto: onnx.ModelProto, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(path))
+
+
+def _report(proto: onnx.ModelProto, path: Path, result: Parity) -> GraphReport:
+    ops = collections.Counter(
+        f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in proto.graph.node
+    )
+    return GraphReport(path, path.stat().st_size, dict(sorted(ops.items())),
+                       len(plugin_nodes(proto)), result)  # fmt: skip
+
+
 def export_onnx(
-    model: MPDTGenerator, path: str | Path, *, frames: int | None = None, simplify: bool = True
+    model: MPDTGenerator,
+    path: str | Path,
+    *,
+    frames: int | None = None,
+    precision: str = "fp32",
+    simplify: bool = True,
 ) -> tuple[Path, Parity]:
     """Export, simplify, check, audit and verify the standard graph; returns (path, parity).
 
     Raises:
-        InputError: ``frames`` < 1.
-        ExportError: the checker, the TensorRT audit or the fp32 parity failed.
+        InputError: not a generator, ``frames`` < 1, unknown ``precision`` (before any work).
+        ExportError: the checker, the TensorRT audit or the parity check failed.
     """
-    if not isinstance(model, MPDTGenerator):
-        raise InputError("model", "an MPDTGenerator", model)
-    frames = model.config.frames if frames is None else frames
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        raise InputError("frames", "an int >= 1", frames)
-    model = model.eval()
-    proto = _trace(model, example_inputs(model, frames))
+    frames = _check_args(model, frames, precision)
+    marked, _ = _traced(model, frames, precision, simplify)
+    standard = strip_markers(marked)
     if simplify:
-        proto = _simplify(proto)
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"onnx.checker rejected the graph: {exc}") from exc
-    problems = audit(proto)
-    if problems:
-        raise ExportError("not parseable by TensorRT: " + "; ".join(problems[:5]))
+        standard = _simplify(standard)
+    _validate(standard, plugins=False)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(path))
+    _save(standard, path)
     result = parity(model, path, frames=frames)
-    if result.worst_rel >= FP32_MAX_REL_ERROR:
-        raise ExportError(
-            f"onnxruntime differs from PyTorch: max relative error {result.worst_rel:.2e} "
-            f">= {FP32_MAX_REL_ERROR:.0e}"
-        )
+    _check_parity(result, precision, "standard")
     return path, result
+
+
+def export_graphs(
+    model: MPDTGenerator,
+    out_dir: str | Path,
+    *,
+    frames: int | None = None,
+    size: tuple[int, int] | None = None,
+    precision: str = "fp32",
+) -> ExportReport:
+    """Write :data:`STANDARD_FILE` and :data:`PLUGINS_FILE` into ``out_dir``, both validated
+    (module docstring), and return what was measured.
+
+    Args:
+        model: the float32 generator.
+        out_dir: output directory (created).
+        frames: T of the export (default: the config's).
+        size: (height, width) (default: the config's); another size exports the same weights at
+            that size (:func:`with_size`).
+        precision: ``"fp32"`` or ``"fp16"``.
+
+    Raises:
+        InputError: a bad argument, before any work.
+        ExportError: a validation step failed.
+    """
+    frames = _check_args(model, frames, precision)
+    if size is not None and (
+        not isinstance(size, tuple)
+        or len(size) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size)
+    ):
+        raise InputError("size", "(height, width) ints >= 1", size)
+    if not isinstance(out_dir, (str, Path)):
+        raise InputError("out_dir", "a directory path (str or pathlib.Path)", out_dir)
+    if size is not None:
+        model = with_size(model, *size)
+    out_dir = Path(out_dir)
+    marked, calls = _traced(model, frames, precision, simplify=True)
+
+    standard = _simplify(strip_markers(marked))
+    _validate(standard, plugins=False)
+    _save(standard, out_dir / STANDARD_FILE)
+    standard_parity = parity(model, out_dir / STANDARD_FILE, frames=frames)
+    _check_parity(standard_parity, precision, "standard")
+
+    plugins = insert_plugins(marked, calls)
+    _validate(plugins, plugins=True)
+    _save(plugins, out_dir / PLUGINS_FILE)
+    plugin_parity = plugins_parity(model, out_dir / PLUGINS_FILE, frames=frames)
+    _check_parity(plugin_parity, precision, "plugins")
+
+    cfg = model.config
+    return ExportReport(
+        frames, cfg.height, cfg.width, precision,
+        _report(standard, out_dir / STANDARD_FILE, standard_parity),
+        _report(plugins, out_dir / PLUGINS_FILE, plugin_parity),
+    )  # fmt: skip

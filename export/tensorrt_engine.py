@@ -12,6 +12,12 @@ comes from the graph's own types: an fp16 graph gives an fp16 engine; TensorRT 1
 11 requires this); one optimization profile with min = opt = max = the graph's static shapes; a
 workspace memory-pool limit; a timing cache loaded from and saved to disk; serialize.
 
+Plugins: a graph with ``tryon``-domain nodes (the plugins graph of :mod:`export.plugin_graph`)
+needs the ``tryon::patch_attention`` and ``tryon::composite`` plugins registered before it is
+parsed: :func:`build_engine` calls :func:`export.tensorrt_plugins.register_plugins` then, and the
+cache key includes :func:`export.tensorrt_plugins.plugin_source_hash`, so editing a plugin kernel
+rebuilds its engines. Build progress is printed through a ``tensorrt.IProgressMonitor``.
+
 Engine cache: ``<cache_dir>/<key>.engine`` where the key is the sha256 of the ONNX bytes, the
 TensorRT version, the GPU name and compute capability, the precision, the profile and the
 plugin-kernel source hash (:func:`engine_cache_key`). A cached engine that fails to deserialize is
@@ -30,9 +36,41 @@ import torch
 from engine.backends.runners import import_tensorrt
 from engine.errors import BackendUnavailableError, ExportError
 
-__all__ = ["engine_cache_key", "build_engine", "load_or_build_engine"]
+__all__ = ["engine_cache_key", "uses_plugins", "build_engine", "load_or_build_engine"]
 
 WORKSPACE_BYTES = 4 << 30
+
+
+def uses_plugins(onnx_bytes: bytes) -> bool:
+    """Whether the serialized ONNX graph has ``tryon``-domain (plugin) nodes."""
+    import onnx
+
+    from export.tensorrt_plugins import PLUGIN_NAMESPACE
+
+    proto = onnx.load_from_string(onnx_bytes)
+    return any(n.domain == PLUGIN_NAMESPACE for n in proto.graph.node)
+
+
+def _progress_monitor(trt, log: Callable[[str], None]):
+    """A ``tensorrt.IProgressMonitor`` logging each top-level build phase and its steps."""
+
+    class _Progress(trt.IProgressMonitor):
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self.steps: dict[str, int] = {}
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            self.steps[phase_name] = num_steps
+            if parent_phase is None:
+                log(f"  {phase_name} ({num_steps} steps)")
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            return True  # never cancel
+
+        def phase_finish(self, phase_name: str) -> None:
+            self.steps.pop(phase_name, None)
+
+    return _Progress()
 
 
 def engine_cache_key(
@@ -65,8 +103,13 @@ def build_engine(
     workspace_bytes: int = WORKSPACE_BYTES,
     log: Callable[[str], None] = print,
 ) -> bytes:
-    """Build a serialized engine from ONNX bytes (strongly typed, static profile)."""
+    """Build a serialized engine from ONNX bytes (strongly typed, static profile); registers the
+    ``tryon`` plugins first when the graph has plugin nodes."""
     trt = import_tensorrt()
+    if uses_plugins(onnx_bytes):
+        from export.tensorrt_plugins import register_plugins
+
+        register_plugins()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
@@ -89,6 +132,8 @@ def build_engine(
     config.add_optimization_profile(profile)
     cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.is_file() else b""
     config.set_timing_cache(config.create_timing_cache(cache_bytes), ignore_mismatch=False)
+    monitor = _progress_monitor(trt, log)  # must outlive the build
+    config.progress_monitor = monitor
 
     log("building the TensorRT engine (minutes on first build; the timing cache speeds reruns)")
     serialized = builder.build_serialized_network(network, config)
@@ -105,16 +150,27 @@ def load_or_build_engine(
     cache_dir: str | Path,
     *,
     precision: str,
-    plugin_source_hash: str = "",
+    plugin_source_hash: str | None = None,
     log: Callable[[str], None] = print,
 ) -> bytes:
-    """The engine for ``onnx_path`` on this GPU, from the cache when valid, else built."""
+    """The engine for ``onnx_path`` on this GPU, from the cache when valid, else built.
+
+    ``plugin_source_hash`` defaults to :func:`export.tensorrt_plugins.plugin_source_hash` for a
+    graph with plugin nodes and to ``""`` otherwise.
+    """
     trt = import_tensorrt()
     if not torch.cuda.is_available():
         raise BackendUnavailableError("tensorrt", "no CUDA device")
     onnx_path = Path(onnx_path)
     onnx_bytes = onnx_path.read_bytes()
     import onnx
+
+    if plugin_source_hash is None:
+        from export import tensorrt_plugins
+
+        plugin_source_hash = (
+            tensorrt_plugins.plugin_source_hash() if uses_plugins(onnx_bytes) else ""
+        )
 
     proto = onnx.load_from_string(onnx_bytes)
     profile = {

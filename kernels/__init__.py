@@ -7,6 +7,7 @@ Public ops (torch tensors in and out; ``impl="auto" | "triton" | "torch" | "open
     rgb_to_ycbcr, skin_mask, rgb_to_hsi,    seed 002's colour conversions and skin ellipse
     gradient_map                            seed 002's zero-sum gradient filters
     patch_attention                         seed 000's multi-scale patch attention (MPDT)
+    patch_attention_plugin, composite_plugin  the TensorRT plugins' single-launch kernels
 
 Importing the package registers each op as ``torch.ops.tryon.<name>``. Triton fixes compiled vs
 interpreted execution when a kernel module is imported (see :mod:`kernels.triton_mode`): set
@@ -15,9 +16,11 @@ interpreted execution when a kernel module is imported (see :mod:`kernels.triton
 
 from kernels.box_blur import box_blur, box_blur_ref
 from kernels.composite import composite, composite_ref
+from kernels.composite_plugin import composite_plugin, composite_plugin_ref
 from kernels.gaussian_blur import gaussian_blur, gaussian_blur_ref
 from kernels.gradient_map import gradient_map, gradient_map_ref
 from kernels.patch_attention import patch_attention, patch_attention_ref
+from kernels.patch_attention_plugin import patch_attention_plugin, patch_attention_plugin_ref
 from kernels.rgb_to_hsi import rgb_to_hsi, rgb_to_hsi_ref
 from kernels.rgb_to_ycbcr import rgb_to_ycbcr, rgb_to_ycbcr_ref
 from kernels.skin_mask import skin_mask, skin_mask_ref
@@ -27,12 +30,16 @@ __all__ = [
     "box_blur_ref",
     "composite",
     "composite_ref",
+    "composite_plugin",
+    "composite_plugin_ref",
     "gaussian_blur",
     "gaussian_blur_ref",
     "gradient_map",
     "gradient_map_ref",
     "patch_attention",
     "patch_attention_ref",
+    "patch_attention_plugin",
+    "patch_attention_plugin_ref",
     "rgb_to_hsi",
     "rgb_to_hsi_ref",
     "rgb_to_ycbcr",

@@ -52,3 +52,36 @@ def test_bad_inputs_are_named_before_running(model_and_graph, runner_kind):
     with pytest.raises(InputError) as info:
         runner.run(good | {"background": good["background"].double()})
     assert info.value.argument == "background"
+
+
+def test_runners_refuse_what_they_cannot_run(model_and_graph, tmp_path):
+    import importlib.util
+
+    import onnx
+
+    from engine.backends.runners import TensorRTRunner
+    from engine.errors import BackendUnavailableError
+
+    model, path = model_and_graph
+    proto = onnx.load(str(path))
+    proto.graph.node[0].domain = "tryon"  # a plugin node: TensorRT's graph, not onnxruntime's
+    onnx.save(proto, str(tmp_path / "plugins.onnx"))
+    with pytest.raises(InputError) as info:
+        OnnxRuntimeRunner(tmp_path / "plugins.onnx")
+    assert info.value.argument == "path"
+    with pytest.raises(InputError) as info:
+        TorchRunner(model, frames=2, precision="int8")
+    assert info.value.argument == "precision"
+    if importlib.util.find_spec("tensorrt") is None:
+        with pytest.raises(BackendUnavailableError, match="pip install"):
+            TensorRTRunner(b"")
+
+
+def test_torch_runner_fp16_keeps_float32_io(model_and_graph):
+    model, _ = model_and_graph
+    inputs = example_inputs(model, 2, seed=6)
+    expected = TorchRunner(model, frames=2).run(inputs)
+    got = TorchRunner(model, frames=2, precision="fp16").run(inputs)
+    for name in expected:
+        assert got[name].dtype == torch.float32
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=2e-2)

@@ -3,7 +3,7 @@ import importlib.util
 import pytest
 
 from engine.errors import BackendUnavailableError
-from export.tensorrt_engine import build_engine, engine_cache_key
+from export.tensorrt_engine import build_engine, engine_cache_key, uses_plugins
 
 BASE = dict(
     tensorrt_version="10.13.0",
@@ -31,6 +31,17 @@ def test_cache_key_depends_on_every_ingredient():
     assert len(keys) == len(changes) + 1 and key not in keys
 
 
+def test_plugin_graphs_are_recognized():
+    import onnx
+
+    def model(domain):
+        node = onnx.helper.make_node("composite", ["a"], ["b"], domain=domain)
+        graph = onnx.helper.make_graph([node], "g", [], [])
+        return onnx.helper.make_model(graph).SerializeToString()
+
+    assert uses_plugins(model("tryon")) and not uses_plugins(model(""))
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here"
 )
@@ -44,20 +55,32 @@ def test_without_tensorrt_the_builder_says_how_to_get_it():
     importlib.util.find_spec("tensorrt") is None,
     reason="TensorRT is not installed (it cannot be on these machines; NVIDIA hosts only)",
 )
-def test_build_and_run_matches_onnxruntime(tmp_path):
+@pytest.mark.parametrize("graph", ["standard", "plugins"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_engine_matches_onnxruntime_with_cuda_graphs(tmp_path, precision, graph):
     import torch
 
     from engine.backends.runners import OnnxRuntimeRunner, TensorRTRunner
     from engine.mpdt import MPDTConfig, MPDTGenerator
-    from export.onnx_export import example_inputs, export_onnx
+    from export.onnx_export import example_inputs, export_graphs
     from export.tensorrt_engine import load_or_build_engine
 
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT engines need a CUDA device")
+    torch.manual_seed(0)
     model = MPDTGenerator(MPDTConfig(height=32, width=32, frames=2, channels=8, blocks=1))
-    path, _ = export_onnx(model, tmp_path / "tiny.onnx", frames=2)
-    engine = load_or_build_engine(path, tmp_path / "cache", precision="fp32")
-    assert load_or_build_engine(path, tmp_path / "cache", precision="fp32") == engine  # cached
-    inputs = example_inputs(model, 2)
-    got = TensorRTRunner(engine).run({k: v.cuda() for k, v in inputs.items()})
-    expected = OnnxRuntimeRunner(path).run(inputs)
-    for name in expected:
-        torch.testing.assert_close(got[name].cpu(), expected[name], rtol=1e-3, atol=1e-3)
+    report = export_graphs(model, tmp_path / "graphs", frames=2, precision=precision)
+    path = report.plugins.path if graph == "plugins" else report.standard.path
+    engine = load_or_build_engine(path, tmp_path / "cache", precision=precision)
+    again = load_or_build_engine(path, tmp_path / "cache", precision=precision)
+    assert again == engine  # cached
+    runner = TensorRTRunner(engine, cuda_graph=True, warmup=1)
+    expected = OnnxRuntimeRunner(report.standard.path)
+    tolerance = 1e-3 if precision == "fp32" else 2e-2
+    for seed in range(3):  # ordinary run, capture, replays
+        inputs = example_inputs(model, 2, seed=seed)
+        got = {k: v.cpu() for k, v in runner.run({k: v.cuda() for k, v in inputs.items()}).items()}
+        want = expected.run(inputs)
+        for name in want:
+            torch.testing.assert_close(got[name], want[name], rtol=tolerance, atol=tolerance)
+    assert runner.graph is not None

@@ -2,17 +2,20 @@
 
 ``runner.run(inputs) -> outputs``: ``inputs`` maps the graph's input names (``cloth``, ``pose``,
 ``background``, ``background_mask``) to (1, T, C, H, W) float32 tensors; the result maps its
-output names (``tryon``, ``rendered``, ``cloth_mask``) to tensors. Shapes are static: fixed when
-the runner is made (T, H, W of the export), checked on every call before any work.
+output names (``tryon``, ``rendered``, ``cloth_mask``) to float32 tensors. Shapes are static:
+fixed when the runner is made (T, H, W of the export), checked on every call before any work.
+Inputs and outputs are float32 at every precision (the fp16 graphs cast at their boundary).
 
-- :class:`TorchRunner`: eager PyTorch (Triton kernels on CUDA, the references on CPU).
-- :class:`OnnxRuntimeRunner`: the standard ONNX graph in onnxruntime, graph optimizations on,
-  intra-op threads = this machine's cores; inputs and outputs bound in place (I/O binding), the
-  outputs preallocated once and *reused by every call* (copy them to keep them).
-
+- :class:`TorchRunner`: eager PyTorch (Triton kernels on CUDA, the references on CPU); fp16 runs
+  the export's mixed-precision copy of the model (:mod:`export.fp16`).
+- :class:`OnnxRuntimeRunner`: an exported standard ONNX graph (fp32 or fp16) in onnxruntime,
+  graph optimizations on, intra-op threads = this machine's cores; inputs and outputs bound in
+  place (I/O binding), the outputs preallocated once and *reused by every call* (copy them to
+  keep them).
 - :class:`TensorRTRunner`: a serialized TensorRT engine (built by
   :mod:`export.tensorrt_engine`), preallocated torch CUDA tensors bound by name,
-  ``execute_async_v3`` on the current torch stream. TensorRT is imported lazily.
+  ``execute_async_v3`` on the current torch stream, every call's result checked; optionally the
+  execution is captured in a CUDA graph after warm-up and replayed. TensorRT is imported lazily.
 """
 
 from __future__ import annotations
@@ -51,14 +54,31 @@ def _check(inputs: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, .
 
 
 class TorchRunner:
-    """Eager PyTorch on ``device``; ``frames`` fixes T like an exported graph does."""
+    """Eager PyTorch on ``device``; ``frames`` fixes T like an exported graph does; ``precision``
+    ``"fp16"`` runs :class:`export.fp16.MixedPrecisionGenerator` (float32 in and out)."""
 
     name = "torch"
 
-    def __init__(self, model: MPDTGenerator, frames: int, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        model: MPDTGenerator,
+        frames: int,
+        device: str | torch.device = "cpu",
+        *,
+        precision: str = "fp32",
+    ):
+        if precision not in ("fp32", "fp16"):
+            raise InputError("precision", "'fp32' or 'fp16'", precision)
         self.device = torch.device(device)
+        self.precision = precision
         self.model = model.to(self.device).eval()
         cfg = model.config
+        if precision == "fp16":
+            from export.fp16 import MixedPrecisionGenerator
+            from export.onnx_export import example_inputs
+
+            calibration = {k: v.to(self.device) for k, v in example_inputs(model, frames).items()}
+            self.model = MixedPrecisionGenerator(self.model, calibration).eval()
         channels = {"cloth": 4, "pose": cfg.pose_channels, "background": 3, "background_mask": 1}
         self.input_shapes = {
             n: (1, frames, channels[n], cfg.height, cfg.width) for n in INPUT_NAMES
@@ -77,7 +97,14 @@ class OnnxRuntimeRunner:
     name = "onnxruntime"
 
     def __init__(self, path: str | Path, *, device: str = "cpu", threads: int | None = None):
+        import onnx
         import onnxruntime as ort
+
+        if not Path(path).is_file():
+            raise InputError("path", "an exported standard.onnx file", str(path))
+        if any(n.domain for n in onnx.load(str(path), load_external_data=False).graph.node):
+            raise InputError("path", "a standard graph (the plugins graph is for TensorRT)",
+                             str(path))  # fmt: skip
 
         providers = ["CPUExecutionProvider"]
         if device == "cuda":
@@ -92,10 +119,14 @@ class OnnxRuntimeRunner:
         self.device = torch.device(device)
         self.input_shapes = {i.name: tuple(i.shape) for i in self.session.get_inputs()}
         self.output_names = tuple(o.name for o in self.session.get_outputs())
-        if set(self.input_shapes) != set(INPUT_NAMES) or set(self.output_names) != set(
-            OUTPUT_NAMES
+        io = (*self.session.get_inputs(), *self.session.get_outputs())
+        if (
+            set(self.input_shapes) != set(INPUT_NAMES)
+            or set(self.output_names) != set(OUTPUT_NAMES)
+            or any(t.type != "tensor(float)" for t in io)
         ):
-            raise InputError("path", "a graph exported by `tryon export`", str(path))
+            raise InputError("path", "a standard graph exported by `tryon export` (float32 I/O)",
+                             str(path))  # fmt: skip
         self.outputs = {  # preallocated once, bound by every run
             o.name: torch.empty(tuple(o.shape), dtype=torch.float32, device=self.device)
             for o in self.session.get_outputs()
@@ -119,46 +150,85 @@ class OnnxRuntimeRunner:
 
 
 class TensorRTRunner:
-    """Runs a serialized engine with preallocated torch CUDA tensors bound by name."""
+    """Runs a serialized engine with preallocated torch CUDA tensors bound by name.
+
+    Args:
+        engine_bytes: a serialized engine (:func:`export.tensorrt_engine.load_or_build_engine`).
+        cuda_graph: after ``warmup`` ordinary runs, capture ``execute_async_v3`` in a
+            ``torch.cuda.CUDAGraph`` and replay it for every later call (static shapes and
+            addresses make this valid; it removes TensorRT's per-call launch overhead).
+        warmup: ordinary runs before the capture (TensorRT needs at least one, to finish its
+            deferred setup outside the capture).
+
+    Raises:
+        BackendUnavailableError: TensorRT missing, the engine does not deserialize here, or a
+            TensorRT call reports failure.
+    """
 
     name = "tensorrt"
 
-    def __init__(self, engine_bytes: bytes):
+    def __init__(self, engine_bytes: bytes, *, cuda_graph: bool = False, warmup: int = 2):
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
+            raise InputError("warmup", "an int >= 1", warmup)
         trt = import_tensorrt()
-        self._trt = trt
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError("tensorrt", "no CUDA device")
         self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
             engine_bytes
         )
         if self.engine is None:
             raise BackendUnavailableError("tensorrt", "the engine does not deserialize here")
         self.context = self.engine.create_execution_context()
+        if self.context is None:
+            raise BackendUnavailableError("tensorrt", "could not create an execution context")
         self.buffers: dict[str, torch.Tensor] = {}
         self.input_shapes: dict[str, tuple[int, ...]] = {}
         self.output_names: list[str] = []
+        dtypes = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16}
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
             shape = tuple(self.engine.get_tensor_shape(name))
-            dtype = (
-                torch.float16
-                if self.engine.get_tensor_dtype(name) == trt.DataType.HALF
-                else (torch.float32)
-            )
+            dtype = dtypes.get(self.engine.get_tensor_dtype(name))
+            if dtype is None or any(d < 0 for d in shape):
+                raise BackendUnavailableError(
+                    "tensorrt", f"tensor {name}: expected static float32/float16, got "
+                    f"{self.engine.get_tensor_dtype(name)} {shape}"
+                )  # fmt: skip
             self.buffers[name] = torch.empty(shape, dtype=dtype, device="cuda")
-            self.context.set_tensor_address(name, self.buffers[name].data_ptr())
+            if not self.context.set_tensor_address(name, self.buffers[name].data_ptr()):
+                raise BackendUnavailableError("tensorrt", f"set_tensor_address({name}) failed")
             if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
                 self.input_shapes[name] = shape
             else:
                 self.output_names.append(name)
+        self.cuda_graph = cuda_graph
+        self.warmup = warmup
+        self.runs = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def _execute(self) -> None:
+        if not self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
+            raise BackendUnavailableError("tensorrt", "execute_async_v3 reported a failure")
+
+    def _capture(self) -> None:
+        """Record one execution on a side stream into a CUDA graph (replayed by :meth:`run`)."""
+        graph = torch.cuda.CUDAGraph()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.graph(graph, stream=side):
+            self._execute()  # inside, the current stream is the capture stream
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = graph
 
     def run(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if set(inputs) != set(self.input_shapes):
-            raise InputError("inputs", f"exactly the keys {sorted(self.input_shapes)}", inputs)
-        for name, shape in self.input_shapes.items():
-            if tuple(inputs[name].shape) != shape:
-                raise InputError(name, f"shape {shape}", inputs[name])
+        _check(inputs, self.input_shapes)
         for name in self.input_shapes:
             self.buffers[name].copy_(inputs[name], non_blocking=True)
-        stream = torch.cuda.current_stream().cuda_stream
-        if not self.context.execute_async_v3(stream):
-            raise RuntimeError("TensorRT execute_async_v3 failed")
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._execute()
+            self.runs += 1
+            if self.cuda_graph and self.runs >= self.warmup:
+                self._capture()
         return {name: self.buffers[name] for name in self.output_names}
