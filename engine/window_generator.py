@@ -21,8 +21,6 @@ exporting code, checked against PyTorch when written); inputs and outputs are bo
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,36 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.backends.factory import cached_file, default_cache_dir, graph_cache_dir
 from engine.backends.selection import BackendChoice
 from engine.errors import InputError
 from engine.mpdt import FEATURE_NAMES, INPUT_NAMES, OUTPUT_NAMES, MPDTGenerator
 
-__all__ = ["SlidingWindow", "default_cache_dir", "graph_cache_dir"]
-
-_CODE_FILES = ("engine/mpdt.py", "export/streaming_graphs.py", "export/onnx_export.py",
-               "kernels/patch_attention.py", "kernels/composite.py")  # fmt: skip
-
-
-def default_cache_dir() -> Path:
-    """``$TRYON_CACHE_DIR``, else ``~/.cache/tryon-engine``."""
-    return Path(os.environ.get("TRYON_CACHE_DIR") or Path.home() / ".cache" / "tryon-engine")
-
-
-def graph_cache_dir(model: MPDTGenerator, frames: int, root: str | Path | None = None) -> Path:
-    """Directory of the exported graphs of ``model`` at T = ``frames``: keyed by sha256 of the
-    weights, the config, T and the source of the code that shapes the graphs."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().to(torch.float32).contiguous().numpy().tobytes())
-    digest.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    digest.update(str(frames).encode())
-    repo = Path(__file__).resolve().parent.parent
-    for rel in _CODE_FILES:
-        path = repo / rel
-        digest.update(path.read_bytes() if path.is_file() else rel.encode())
-    root = default_cache_dir() if root is None else Path(root)
-    return root / f"{model.config.name}-T{frames}-{digest.hexdigest()[:16]}"
+__all__ = ["SlidingWindow"]
 
 
 def _ort_session(path: Path, device: str):
@@ -89,7 +63,9 @@ class SlidingWindow:
         frames: T, the window length (>= 1).
         choice: the resolved backend (:func:`engine.backends.selection.choose_backend`):
             ``torch`` or ``onnxruntime`` (TensorRT runs blocks through its engine: not here).
-        cache_dir: root of the exported-graph cache (default :func:`default_cache_dir`).
+        cache_dir: root of the exported-graph cache (default
+            :func:`engine.backends.factory.default_cache_dir`; keyed by
+            :func:`~engine.backends.factory.graph_cache_dir`).
     """
 
     def __init__(
@@ -134,9 +110,10 @@ class SlidingWindow:
         if choice.backend == "onnxruntime":
             from export.streaming_graphs import export_streaming_graphs
 
-            directory = graph_cache_dir(self.model, frames, cache_dir)
-            if not (directory / "window.onnx").is_file():
-                export_streaming_graphs(self.model, directory, frames=frames)
+            root = default_cache_dir() if cache_dir is None else Path(cache_dir)
+            directory = graph_cache_dir(self.model, frames=frames, precision="fp32", cache_dir=root)
+            export = lambda tmp: export_streaming_graphs(self.model, tmp, frames=frames)  # noqa: E731
+            cached_file(directory / "window.onnx", export)
             self._encoder = _ort_session(directory / "encoder.onnx", choice.device)
             self._window = _ort_session(directory / "window.onnx", choice.device)
             self._window_binding = self._window.io_binding()
@@ -222,12 +199,10 @@ class SlidingWindow:
             out = self.model(**batch)
         else:
             if self._block_runner is None:
-                from engine.backends.runners import OnnxRuntimeRunner
-                from export.onnx_export import export_onnx
+                from engine.backends.factory import make_runner
 
-                path = graph_cache_dir(self.model, self.frames, self._cache_root) / "standard.onnx"
-                if not path.is_file():
-                    export_onnx(self.model, path, frames=self.frames)
-                self._block_runner = OnnxRuntimeRunner(path, device=self.choice.device)
+                self._block_runner = make_runner(self.model, backend=self.backend,
+                                                 frames=self.frames, precision="fp32",
+                                                 cache_dir=self._cache_root)  # fmt: skip
             out = self._block_runner.run(batch)
         return {name: out[name][0] for name in OUTPUT_NAMES}

@@ -6,12 +6,21 @@ are named."""
 import pytest
 import torch
 
+from engine.backends.factory import default_cache_dir
+from engine.backends.factory import graph_cache_dir as factory_cache_dir
 from engine.backends.selection import BackendChoice, choose_backend
 from engine.errors import InputError
 from engine.mpdt import INPUT_NAMES, OUTPUT_NAMES
 from engine.weights import load_generator
-from engine.window_generator import SlidingWindow, default_cache_dir, graph_cache_dir
+from engine.window_generator import SlidingWindow
 from tests.runtime_fixtures import tiny_model_file
+
+
+def graph_cache_dir(model, frames, root=None):
+    """The window's cache folder (fp32 graphs) under ``root``."""
+    root = default_cache_dir() if root is None else root
+    return factory_cache_dir(model, frames=frames, precision="fp32", cache_dir=root)
+
 
 T = 2  # the tiny model's window
 TORCH = BackendChoice("torch", "cpu", "test")
@@ -213,7 +222,7 @@ def test_graph_cache_key(tmp_path, monkeypatch):
     weights = tiny_model_file(tmp_path)
     model = load_generator(weights)
     key = graph_cache_dir(model, T, tmp_path)
-    assert key.parent == tmp_path and key.name.startswith(f"{model.config.name}-T{T}-")
+    assert key.parent == tmp_path / "graphs"
     assert graph_cache_dir(model, T, tmp_path) == key  # deterministic
     assert graph_cache_dir(model, 3, tmp_path) != key
     changed = load_generator(weights)  # same weights, another object: same key
@@ -223,7 +232,7 @@ def test_graph_cache_key(tmp_path, monkeypatch):
     assert graph_cache_dir(changed, T, tmp_path) != key
     monkeypatch.setenv("TRYON_CACHE_DIR", str(tmp_path / "env"))
     assert default_cache_dir() == tmp_path / "env"
-    assert graph_cache_dir(model, T).parent == tmp_path / "env"
+    assert graph_cache_dir(model, T).parent == tmp_path / "env" / "graphs"
 
 
 @pytest.mark.parametrize(

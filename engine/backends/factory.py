@@ -37,7 +37,26 @@ from engine.backends.selection import Capabilities, choose_backend
 from engine.errors import InputError
 from engine.mpdt import MPDTGenerator
 
-__all__ = ["PRECISIONS", "Runner", "default_cache_dir", "graph_cache_dir", "make_runner"]
+__all__ = [
+    "PRECISIONS",
+    "Runner",
+    "cached_file",
+    "default_cache_dir",
+    "graph_cache_dir",
+    "make_runner",
+]
+
+GRAPH_CODE = (
+    "engine/mpdt.py",
+    "export/onnx_export.py",
+    "export/plugin_graph.py",
+    "export/fp16.py",
+    "export/streaming_graphs.py",
+    "kernels/patch_attention.py",
+    "kernels/composite.py",
+)
+"""Source files that shape the exported graphs: their bytes are part of the cache key, so a
+changed model or exporter never reuses a stale graph."""
 
 PRECISIONS = ("auto", "fp32", "fp16")
 
@@ -78,12 +97,21 @@ def graph_cache_dir(
         "torch": torch.__version__,
         "onnx": onnx.__version__,
     }
+    repo = Path(__file__).resolve().parents[2]
+    code = hashlib.sha256()
+    for rel in GRAPH_CODE:
+        path = repo / rel
+        code.update(rel.encode() + (path.read_bytes() if path.is_file() else b""))
+    record["code"] = code.hexdigest()
     key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:32]
     return Path(cache_dir) / "graphs" / key
 
 
-def _cached(target: Path, export: Callable[[Path], None], log: Callable[[str], None]) -> Path:
-    """``target`` if present, else ``export(tmp_dir)`` then the renamed result."""
+def cached_file(
+    target: Path, export: Callable[[Path], None], log: Callable[[str], None] = lambda m: None
+) -> Path:
+    """``target`` if present, else ``export(tmp_dir)`` then every file it wrote moved next to
+    ``target`` (a crash mid-export never leaves a partial file under the final name)."""
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +174,7 @@ def make_runner(
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     graphs = graph_cache_dir(model, frames=frames, precision=precision, cache_dir=cache)
     if choice.backend == "onnxruntime":
-        path = _cached(
+        path = cached_file(
             graphs / STANDARD_FILE,
             lambda tmp: export_onnx(model, tmp / STANDARD_FILE, frames=frames, precision=precision),
             log,
@@ -155,7 +183,7 @@ def make_runner(
 
     from export.tensorrt_engine import load_or_build_engine
 
-    path = _cached(
+    path = cached_file(
         graphs / PLUGINS_FILE,
         lambda tmp: export_graphs(model, tmp, frames=frames, precision=precision),
         log,
