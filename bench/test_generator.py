@@ -3,7 +3,8 @@
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` over one forward pass (convolutions,
 matmuls of the attention, counted as 2 per multiply-add), divided by the frames in the window.
 Latency: one call over a window of T frames (the lite preset's T = 4) after warm-up, on this
-run's device, reported per call and per frame.
+run's device (:func:`bench.conftest.measure`: median / p95, FPS, TFLOP/s and the fraction of the
+machine's fp32 peak).
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ def generator_flops(cfg: MPDTConfig, frames: int) -> int:
 
 @pytest.mark.parametrize("preset", ["lite"])
 @pytest.mark.parametrize("frames", [1, 4])
-def test_generator_latency(benchmark, preset, frames):
+def test_generator_latency(measure, preset, frames):
+    """One forward over ``frames`` frames (T = 1: per-frame try-on; T = 4: the lite window),
+    eager PyTorch on this run's device; the fraction of the machine's fp32 FLOP peak (CPU: the
+    matmul probe of this run) is the ratio to the roofline."""
     cfg = MPDTConfig.from_name(preset)
     model = MPDTGenerator(cfg).eval().to(DEVICE)
     inputs = _inputs(cfg, frames)
@@ -45,17 +49,8 @@ def test_generator_latency(benchmark, preset, frames):
     def run():
         with torch.no_grad():
             model(**inputs)
-        if DEVICE.type == "cuda":
-            torch.cuda.synchronize()
 
-    run()  # warm-up
-    benchmark.pedantic(run, rounds=10, warmup_rounds=2)
-    median = benchmark.stats.stats.median
-    benchmark.extra_info.update(
-        preset=preset,
-        frames=frames,
-        gflops_per_frame=round(flops / frames / 1e9, 4),
-        median_ms_per_call=round(median * 1e3, 2),
-        median_ms_per_frame=round(median * 1e3 / frames, 2),
-        achieved_gflop_per_s=round(flops / median / 1e9, 2),
-    )
+    median = measure(run, flops=flops, dtype=torch.float32, frames=frames, bound="compute",
+                     budget_s=2.0, preset=preset, window=frames,
+                     gflops_per_frame=round(flops / frames / 1e9, 4))  # fmt: skip
+    assert median > 0
