@@ -104,7 +104,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from engine.training import TrainConfig, train
 
     cfg = TrainConfig(model=args.config, steps=args.steps, batch=args.batch, pool=args.pool,
-                      lr=args.lr, seed=args.seed, temporal_weight=args.temporal_weight)  # fmt: skip
+                      lr=args.lr, seed=args.seed, temporal_weight=args.temporal_weight,
+                      init=args.init)  # fmt: skip
     train(cfg, args.out)
     return 0
 
@@ -242,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="seed of init and sampling")
     train.add_argument("--temporal-weight", type=float, default=0.5,
                        help="weight of the temporal-consistency loss term (0: off)")  # fmt: skip
+    train.add_argument("--init", default=None,
+                       help="weights to fine-tune from (new layers start fresh)")  # fmt: skip
     train.set_defaults(run=_cmd_train)
 
     evaluate = verbs.add_parser(

@@ -16,11 +16,19 @@ warped cloth ``C`` (RGB and alpha) to correct the TPS warp. Composite (:func:`ke
 
     I_masked = M_c * C + (1 - M_c) * I_r;   tryon = (1 - M_a) * I_masked + M_a * A
 
-An MPDT block: ``Q = conv1x1(P)``, ``(K_c, V_c) = conv1x1(C)``, ``(K_a, V_a) = conv1x1(A)``;
+An MPDT block: ``Q = conv1x1(norm(P))``, ``(K_c, V_c) = conv1x1(norm(C))``,
+``(K_a, V_a) = conv1x1(norm(A))`` (``norm``: GroupNorm with one group, per frame);
 multi-scale patch attention (:func:`kernels.patch_attention`, one patch size per head, over all
 patches of all T frames; the cloth keys restricted to Omega), a 3x3 conv fusing the heads per
 stream (``att_c``, ``att_a``), ``O = conv1x1(concat(att_c, att_a))``, and the seed's residuals
-``C += att_c``, ``P += O``, ``A += att_a``.
+``C += att_c``, ``P += O``, ``A += att_a``. After the blocks, the temporal context adds to
+``O_t`` a 3x3 conv of ``mean_{s != t} P_s - P_t`` (each frame's difference to the rest of its
+window; zero for T = 1), and the decoder reads ``norm(O)``.
+
+The pre-norms are not in the seed; without them the shipped demo's first version saturated: the
+streams grew through the residuals (|O| ~ 260), attention logits reached ~1e5 (one-hot softmax on
+static background patches, identical in every frame) and the decoder's first GELU was dead for
+``O``, so the MPDT path had no effect at all and T = 4 gave bit-identical outputs to T = 1.
 
 ``M_c`` is the decoder's sigmoid times the (flow-corrected) warped alpha: the cloth is only
 composited where the warp put cloth. Any T works with the same weights (T = 1 is per-frame try-on).
@@ -155,6 +163,11 @@ class _MPDTBlock(nn.Module):
     def __init__(self, c: int, patch_sizes: tuple[tuple[int, int], ...]) -> None:
         super().__init__()
         self.patch_sizes = [tuple(p) for p in patch_sizes]
+        # Pre-norm (per frame, over channels and pixels): keeps the streams' scale fixed through
+        # the residuals, so the attention logits stay in the softmax's useful range.
+        self.norm_pose, self.norm_cloth, self.norm_background = (
+            nn.GroupNorm(1, c) for _ in range(3)
+        )
         self.q = nn.Conv2d(c, c, 1)
         self.kv_cloth = nn.Conv2d(c, 2 * c, 1)
         self.kv_background = nn.Conv2d(c, 2 * c, 1)
@@ -177,9 +190,9 @@ class _MPDTBlock(nn.Module):
         def seq(x: torch.Tensor) -> torch.Tensor:  # (B*T, C', h, w) -> (B, T, C', h, w)
             return x.reshape(b, frames, x.shape[1], h, w)
 
-        q = seq(self.q(pose))
-        k_c, v_c = seq(self.kv_cloth(cloth)).chunk(2, dim=2)  # channel slices, no copies
-        k_a, v_a = seq(self.kv_background(background)).chunk(2, dim=2)
+        q = seq(self.q(self.norm_pose(pose)))
+        k_c, v_c = seq(self.kv_cloth(self.norm_cloth(cloth))).chunk(2, dim=2)  # slices, no copies
+        k_a, v_a = seq(self.kv_background(self.norm_background(background))).chunk(2, dim=2)
         if impl == "export":  # the plain reference: standard ops only, no data-dependent checks
             att_c = patch_attention_ref(q, k_c, v_c, self.patch_sizes, key_mask=omega)
             att_a = patch_attention_ref(q, k_a, v_a, self.patch_sizes)
@@ -212,6 +225,30 @@ class _Decoder(nn.Module):
         return self.head(x)  # (N, 6, H, W): RGB, mask logit, flow (x, y)
 
 
+class _TemporalContext(nn.Module):
+    """Each frame sees the rest of its window: the correction ``conv3x3(mean_{s != t} P_s - P_t)``
+    from the pose stream ``P`` after the blocks (where each frame's own, noisy keypoints live:
+    the difference to the other frames' mean is that frame's jitter), added to ``O_t``.
+
+    Exactly zero for T = 1 (no other frame), so per-frame try-on is the same network without
+    its temporal path. The conv starts at zero (a pretrained generator is unchanged until it
+    learns to use its neighbours). In a causal sliding window the other frames are the past ones.
+    """
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.mix = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        nn.init.zeros_(self.mix.weight)
+
+    def forward(self, fused: torch.Tensor, pose: torch.Tensor, frames: int) -> torch.Tensor:
+        if frames == 1:
+            return fused
+        n, c, h, w = pose.shape
+        x = pose.reshape(n // frames, frames, c, h, w)
+        others = (x.sum(dim=1, keepdim=True) - x) * (1.0 / (frames - 1))
+        return fused + self.mix((others - x).reshape(n, c, h, w))
+
+
 FLOW_MAX = 0.03
 """Largest cloth correction, as a fraction of the image width (about 3 px at 96 wide)."""
 
@@ -241,6 +278,8 @@ class MPDTGenerator(nn.Module):
         self.encode_pose = _Encoder(config.pose_channels, c)
         self.encode_background = _Encoder(4, c)  # background RGB + background mask
         self.blocks = nn.ModuleList(_MPDTBlock(c, config.patch_sizes) for _ in range(config.blocks))
+        self.temporal = _TemporalContext(c)
+        self.norm_out = nn.GroupNorm(1, c)
         self.decoder = _Decoder(c)
 
     def _check(self, cloth, pose, background, background_mask) -> tuple[int, int]:
@@ -298,8 +337,9 @@ class MPDTGenerator(nn.Module):
         omega: torch.Tensor,
         frames: int,
     ) -> torch.Tensor:
-        """The MPDT blocks over windows of ``frames`` frames: (B*T, c, h, w) features and
-        (B*T, 1, h, w) ``omega`` -> the fused map ``O`` (B*T, c, h, w) the decoder reads."""
+        """The MPDT blocks and the temporal context over windows of ``frames`` frames:
+        (B*T, c, h, w) features and (B*T, 1, h, w) ``omega`` -> the fused map ``O``
+        (B*T, c, h, w) the decoder reads."""
         n, _, fh, fw = cloth_features.shape
         mask = (omega > 0.5).reshape(n // frames, frames, 1, fh, fw)
         c_feat, p_feat, a_feat = cloth_features, pose_features, background_features
@@ -307,7 +347,7 @@ class MPDTGenerator(nn.Module):
         fused = p_feat
         for block in self.blocks:
             c_feat, p_feat, a_feat, fused = block(c_feat, p_feat, a_feat, mask, frames, impl)
-        return fused
+        return self.temporal(fused, p_feat, frames)
 
     def decode(
         self,
@@ -322,7 +362,7 @@ class MPDTGenerator(nn.Module):
         skips from :meth:`encode` and the frames' (N, C, H, W) inputs -> ``tryon`` and
         ``rendered`` (N, 3, H, W), ``cloth_mask`` (N, 1, H, W), all in [0, 1]."""
         impl = self._impl()
-        out = self.decoder(fused, background_half, background_full)  # (N, 6, H, W)
+        out = self.decoder(self.norm_out(fused), background_half, background_full)  # (N, 6, H, W)
         rendered = torch.sigmoid(out[:, :3])
         warped = _resample(cloth, out[:, 4:6])  # (N, 4, H, W): the cloth, flow-corrected
         cloth_mask = torch.sigmoid(out[:, 3:4]) * warped[:, 3:4]

@@ -62,6 +62,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 100
     temporal_weight: float = TEMPORAL_WEIGHT
+    init: str | None = None  # weights to start from (fine-tuning); new layers keep their init
 
 
 def _sobel(x: torch.Tensor) -> torch.Tensor:
@@ -130,6 +131,25 @@ def _lr(step: int, total: int, base: float) -> float:
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def _load_init(model: MPDTGenerator, path: str) -> str:
+    """Load the tensors of weights file ``path`` that ``model`` has; ``model``'s layers the
+    file lacks keep their initialization. Returns what was kept."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError("init", f"a readable weights file ({exc})", path) from exc
+    own = model.state_dict()
+    wrong = sorted(k for k in tensors if k not in own or tensors[k].shape != own[k].shape)
+    if wrong:
+        raise InputError("init", "weights of the same architecture", f"mismatched {wrong[:3]}")
+    model.load_state_dict(tensors, strict=False)
+    fresh = sorted(set(own) - set(tensors))
+    return f"{len(tensors)} tensors loaded, new: {', '.join(fresh) or 'none'}"
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, *, log: Callable[[str], None] = print) -> Path:
     """Train (or resume) a generator; returns the path of the final weights file."""
     from tqdm import tqdm
@@ -141,6 +161,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log: Callable[[str], None] =
     torch.manual_seed(cfg.seed)
     model_cfg = MPDTConfig.from_name(cfg.model)
     model = MPDTGenerator(model_cfg)
+    if cfg.init is not None:
+        log(f"starting from {cfg.init}: " + _load_init(model, cfg.init))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start = 0
     checkpoint = out_dir / "checkpoint.pt"
@@ -181,7 +203,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log: Callable[[str], None] =
     minutes = (time.perf_counter() - t0) / 60
     notes = (
         f"preset={cfg.model} steps={cfg.steps} batch={cfg.batch} pool={cfg.pool} seed={cfg.seed} "
-        f"temporal_weight={cfg.temporal_weight}"
+        f"temporal_weight={cfg.temporal_weight}" + (f" init={cfg.init}" if cfg.init else "")
     )
     path = save_generator(model, out_dir / "generator.safetensors", notes=notes)
     log(f"trained {cfg.steps - start} steps in {minutes:.1f} min -> {path}")

@@ -48,6 +48,22 @@ def upright_pose(height: int, width: int) -> np.ndarray:
     return k
 
 
+def make_lively(model: MPDTGenerator) -> MPDTGenerator:
+    """Scale a freshly initialized generator's weights up (in place) so that its output depends
+    visibly (~1e-2) on the other frames of its window and on which slot is decoded: as
+    initialized, normalized features and small decoder weights make those effects ~1e-6, and no
+    window or slot bug would show."""
+    with torch.no_grad():
+        for module in (model.encode_cloth, model.encode_pose, model.encode_background,
+                       model.decoder, *model.blocks):  # fmt: skip
+            for conv in module.modules():
+                if isinstance(conv, torch.nn.Conv2d):
+                    conv.weight.mul_(3.0)
+        model.norm_out.weight.mul_(5.0)
+        model.temporal.mix.weight.normal_(0.0, 0.2)
+    return model
+
+
 class ScriptedTracker:
     """A detector that finds the :func:`upright_pose` in every frame whose mean is above 8
     (a black frame has no person). Counts its calls."""

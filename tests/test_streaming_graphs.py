@@ -21,7 +21,7 @@ from export.streaming_graphs import (
     export_streaming_graphs,
 )
 from export.tensorrt_onnx_ops import audit
-from tests.runtime_fixtures import tiny_model_file
+from tests.runtime_fixtures import make_lively, tiny_model_file
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxsim")
@@ -31,7 +31,7 @@ T = 2
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    return load_generator(tiny_model_file(tmp_path_factory.mktemp("tiny")))
+    return make_lively(load_generator(tiny_model_file(tmp_path_factory.mktemp("tiny"))))
 
 
 @pytest.fixture(scope="module")
