@@ -8,7 +8,8 @@ Verbs:
     tryon bench [--report] [--quick]   run `pytest bench/`; --report: bench/results/<machine>.*
     tryon train --config lite --steps N --out DIR   train a generator on synthetic clips
     tryon eval --model demo [--json]                score a generator on held-out clips
-    tryon export --model demo --format onnx --out DIR [--frames T]   standard ONNX graph
+    tryon export --model demo --format onnx|tensorrt --out DIR [--frames T] [--size HxW]
+                 [--precision fp32|fp16]   standard + plugins graphs (and the TensorRT engine)
 
 Each verb is a function ``_cmd_<verb>(args) -> int`` returning the process exit code.
 """
