@@ -322,17 +322,20 @@ class TryOnSession:
             return image
         frame_part, box_part, (bh, bw) = placed
         crop_rgb = tryon[0].permute(1, 2, 0).numpy()  # (h, w, 3) float32 view
-        up = cv2.resize(crop_rgb, (bw, bh), interpolation=cv2.INTER_LINEAR)[box_part]
+        up = cv2.resize(crop_rgb, (bw, bh), interpolation=cv2.INTER_LINEAR)  # a fresh array
+        np.clip(up, 0.0, 1.0, out=up)  # bilinear overshoot never, but stay in [0, 1] for sure
         mask = prepared.region if self.paste == "region" else prepared.inputs["cloth"][:, 3:4]
-        region = cv2.resize(mask[0, 0].numpy(), (bw, bh),
-                            interpolation=cv2.INTER_LINEAR)[box_part]  # fmt: skip
-        up_t = torch.from_numpy(up).permute(2, 0, 1)[None]  # (1, 3, h', w') strided view
-        keep = torch.from_numpy(1.0 - region)[None, None]  # (1, 1, h', w')
-        background = torch.from_numpy(frame[frame_part]).permute(2, 0, 1)[None].float() / 255.0
+        keep = 1.0 - cv2.resize(mask[0, 0].numpy(), (bw, bh), interpolation=cv2.INTER_LINEAR)
+        np.clip(keep, 0.0, 1.0, out=keep)
+        up_t = torch.from_numpy(up[box_part]).permute(2, 0, 1)[None]  # (1, 3, h', w') view
+        keep_t = torch.from_numpy(keep[box_part])[None, None]  # (1, 1, h', w') view
+        background = torch.from_numpy(frame[frame_part]).permute(2, 0, 1)[None]
+        background = background.to(torch.float32).div_(255.0)
         scale = bw / self.config.width
-        out = composite(up_t.clamp(0.0, 1.0), up_t.clamp(0.0, 1.0), keep, background,
-                        keep.clamp(0.0, 1.0), feather=min(10.0, self.feather * scale),
-                        out_dtype=torch.uint8, out_layout="nhwc")  # fmt: skip
+        # cloth = rendered = the try-on crop: its mask is irrelevant (the keep mask is reused)
+        out = composite(up_t, up_t, keep_t, background, keep_t,
+                        feather=min(10.0, self.feather * scale), out_dtype=torch.uint8,
+                        out_layout="nhwc")  # fmt: skip
         image[frame_part] = out[0].numpy()
         return image
 
