@@ -354,21 +354,29 @@ class TryOnSession:
         box = prepared.box.bounds if found else None
         return TryOnResult(image, found, timings, prepared.index, prepared.timestamp_s, box)
 
-    def _step(self, prepared: _Prepared) -> TryOnResult:
+    def _generate(self, prepared: _Prepared) -> tuple[_Prepared, dict | None, float]:
+        """The generator's step for one prepared frame: ``(prepared, outputs, ms)``; outputs
+        are copied out of the window's reused buffers (None without a person)."""
         if prepared.inputs is None:
-            return self._finish(prepared, None, 0.0)
+            return prepared, None, 0.0
         if prepared.restart:
             self.window.reset()
         t0 = time.perf_counter()
         with _torch_threads(None if self.backend == "torch" else 1):
             out = self.window.step(prepared.inputs)
-        ms = (time.perf_counter() - t0) * 1e3
-        with _torch_threads(1):
-            return self._finish(prepared, out, ms)
+        tryon = out["tryon"].clone()  # (1, 3, h, w): the next step reuses the buffer
+        return prepared, {"tryon": tryon}, (time.perf_counter() - t0) * 1e3
 
-    def _blocks(self, items: list[_Prepared]) -> list[TryOnResult]:
+    def _step(self, prepared: _Prepared) -> TryOnResult:
+        generated = self._generate(prepared)
+        with _torch_threads(1):
+            return self._finish(*generated)
+
+    def _generate_blocks(
+        self, items: list[_Prepared]
+    ) -> list[tuple[_Prepared, dict | None, float]]:
         """Throughput mode: the generator over blocks of T person frames (the last block is
-        padded by repeating its last frame); frames without a person pass through."""
+        padded by repeating its last frame); frames without a person get None."""
         people = [p for p in items if p.inputs is not None]
         outputs: dict[int, tuple[dict, float]] = {}
         t = self.window.frames
@@ -380,12 +388,8 @@ class TryOnSession:
             out = self.window.block(batch)
             ms = (time.perf_counter() - t0) * 1e3 / len(chunk)
             for i, p in enumerate(chunk):
-                outputs[id(p)] = ({k: v[i : i + 1] for k, v in out.items()}, ms)
-        results = []
-        for p in items:
-            out, ms = outputs.get(id(p), (None, 0.0))
-            results.append(self._finish(p, out, ms))
-        return results
+                outputs[id(p)] = ({k: v[i : i + 1].clone() for k, v in out.items()}, ms)
+        return [(p, *outputs.get(id(p), (None, 0.0))) for p in items]
 
     # ------------------------------------------------------------------ public
     def process(self, frame: np.ndarray, timestamp_s: float | None = None) -> TryOnResult:
@@ -430,7 +434,7 @@ class TryOnSession:
     ) -> Iterator[TryOnResult]:
         """Results for a webcam index, a video file, a directory of images or an iterable of
         frames, in order, from threads: capture -> pose and segmentation -> crop and inputs ->
-        generator and composite.
+        generator -> composite into the frame.
 
         Live sources (webcams) keep only the newest frames when the pipeline falls behind
         (``stats()["dropped_frames"]``); files and iterables drop nothing. A bad frame is
@@ -459,6 +463,7 @@ class TryOnSession:
         captured: queue.Queue = queue.Queue(maxsize=queue_size)
         perceived_q: queue.Queue = queue.Queue(maxsize=queue_size)
         prepared_q: queue.Queue = queue.Queue(maxsize=queue_size)
+        generated_q: queue.Queue = queue.Queue(maxsize=queue_size * max(2, self.window.frames))
         results_q: queue.Queue = queue.Queue(maxsize=queue_size * max(2, self.window.frames))
         reason: list[str] = []
 
@@ -540,14 +545,14 @@ class TryOnSession:
 
         def emit_blocks(pending: list[_Prepared]) -> bool:
             try:
-                done = self._blocks(pending)
+                done = self._generate_blocks(pending)
             except Exception as exc:  # a failed block: its frames are reported, the stream goes on
                 for p in pending:
                     report(p.index, exc)
                 return True
-            return all(put(results_q, result) for result in done)
+            return all(put(generated_q, item) for item in done)
 
-        def infer() -> None:
+        def infer() -> None:  # the generator alone: the composite overlaps in paste()
             if self.backend != "torch":
                 torch.set_num_threads(1)  # this worker thread only (see _torch_threads)
             pending: list[_Prepared] = []
@@ -556,15 +561,15 @@ class TryOnSession:
                 if item is _END:
                     if pending:
                         emit_blocks(pending)
-                    put(results_q, _END)
+                    put(generated_q, _END)
                     return
                 if self.mode == "latency":
                     try:
-                        result = self._step(item)
+                        generated = self._generate(item)
                     except Exception as exc:  # one bad frame never ends the stream
                         report(item.index, exc)
                         continue
-                    if not put(results_q, result):
+                    if not put(generated_q, generated):
                         return
                     continue
                 pending.append(item)
@@ -573,8 +578,23 @@ class TryOnSession:
                         return
                     pending = []
 
+        def paste() -> None:
+            torch.set_num_threads(1)  # this worker thread only (see _torch_threads)
+            while not stop.is_set():
+                item = generated_q.get()
+                if item is _END:
+                    put(results_q, _END)
+                    return
+                try:
+                    result = self._finish(*item)
+                except Exception as exc:
+                    report(item[0].index, exc)
+                    continue
+                if not put(results_q, result):
+                    return
+
         threads = [threading.Thread(target=f, name=f"tryon-{f.__name__}", daemon=True)
-                   for f in (capture, perceive, preprocess, infer)]  # fmt: skip
+                   for f in (capture, perceive, preprocess, infer, paste)]  # fmt: skip
         for thread in threads:
             thread.start()
         try:
@@ -585,13 +605,13 @@ class TryOnSession:
                 yield item
         finally:
             stop.set()
-            for q in (captured, perceived_q, prepared_q, results_q):  # unblock waiting threads
+            for q in (captured, perceived_q, prepared_q, generated_q, results_q):  # unblock
                 try:
                     while True:
                         q.get_nowait()
                 except queue.Empty:
                     pass
-            for q in (captured, perceived_q, prepared_q):
+            for q in (captured, perceived_q, prepared_q, generated_q):
                 with contextlib.suppress(queue.Full):
                     q.put_nowait(_END)
             for thread in threads:
