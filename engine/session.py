@@ -364,7 +364,8 @@ class TryOnSession:
         t0 = time.perf_counter()
         with _torch_threads(None if self.backend == "torch" else 1):
             out = self.window.step(prepared.inputs)
-        tryon = out["tryon"].clone()  # (1, 3, h, w): the next step reuses the buffer
+        # (1, 3, h, w) on the host: the next step reuses the buffer, the composite reads numpy
+        tryon = out["tryon"].to("cpu", copy=True)
         return prepared, {"tryon": tryon}, (time.perf_counter() - t0) * 1e3
 
     def _step(self, prepared: _Prepared) -> TryOnResult:
@@ -388,7 +389,8 @@ class TryOnSession:
             out = self.window.block(batch)
             ms = (time.perf_counter() - t0) * 1e3 / len(chunk)
             for i, p in enumerate(chunk):
-                outputs[id(p)] = ({k: v[i : i + 1].clone() for k, v in out.items()}, ms)
+                outputs[id(p)] = ({k: v[i : i + 1].to("cpu", copy=True) for k, v in out.items()},
+                                  ms)  # fmt: skip
         return [(p, *outputs.get(id(p), (None, 0.0))) for p in items]
 
     # ------------------------------------------------------------------ public
