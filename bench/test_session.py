@@ -109,8 +109,8 @@ def test_session_generator_step_vs_block(benchmark, backend, tmp_path_factory):
     window = SlidingWindow(model, frames=t, choice=choose_backend(backend),
                            cache_dir=tmp_path_factory.mktemp("graphs"))  # fmt: skip
     g = torch.Generator().manual_seed(0)
-    channels = {"cloth": 4, "pose": cfg.pose_channels, "background": 3, "background_mask": 1}
-    block = {k: torch.rand((t, c, cfg.height, cfg.width), generator=g) for k, c in channels.items()}
+    block = {k: torch.rand((t, c, cfg.height, cfg.width), generator=g)
+             for k, c in cfg.input_channels.items()}  # fmt: skip
     step = {k: v[:1].clone() for k, v in block.items()}
     for _ in range(3):
         window.step(step)

@@ -114,6 +114,13 @@ class MPDTConfig:
         object.__setattr__(self, "feature_width", fw)
         object.__setattr__(self, "patch_sizes", tuple((fh // d, fw // d) for d in divisors))
 
+    @property
+    def input_channels(self) -> dict[str, int]:
+        """Channels C of each input (``INPUT_NAMES`` order): cloth RGB + alpha, pose maps,
+        background RGB, background mask."""
+        return {"cloth": CLOTH_CHANNELS, "pose": self.pose_channels, "background": 3,
+                "background_mask": 1}  # fmt: skip
+
     @classmethod
     def from_name(cls, name: str) -> MPDTConfig:
         """A preset: ``"lite"`` or ``"base"``."""
@@ -284,8 +291,7 @@ class MPDTGenerator(nn.Module):
 
     def _check(self, cloth, pose, background, background_mask) -> tuple[int, int]:
         cfg = self.config
-        expected_c = {"cloth": CLOTH_CHANNELS, "pose": cfg.pose_channels, "background": 3,
-                      "background_mask": 1}  # fmt: skip
+        expected_c = cfg.input_channels
         b = t = None
         for name, x in zip(INPUT_NAMES, (cloth, pose, background, background_mask), strict=True):
             want = f"a (B, T, {expected_c[name]}, {cfg.height}, {cfg.width}) float tensor"

@@ -88,10 +88,7 @@ class SlidingWindow:
         self.choice = choice
         self.device = torch.device(choice.device)
         cfg = model.config
-        self.input_shapes = {
-            "cloth": (4, cfg.height, cfg.width), "pose": (cfg.pose_channels, cfg.height, cfg.width),
-            "background": (3, cfg.height, cfg.width), "background_mask": (1, cfg.height, cfg.width),
-        }  # fmt: skip
+        self.input_shapes = {n: (c, cfg.height, cfg.width) for n, c in cfg.input_channels.items()}
         # Per-frame feature shapes, from one probe through the encoder.
         with torch.no_grad():
             probe = self.model.encode(**{n: torch.zeros((1, *s), device=self.device)

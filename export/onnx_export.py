@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from engine.errors import ExportError, InputError
-from engine.mpdt import INPUT_NAMES, OUTPUT_NAMES, MPDTGenerator
+from engine.mpdt import OUTPUT_NAMES, MPDTGenerator
 from export.fp16 import MixedPrecisionGenerator
 from export.plugin_graph import (
     Call,
@@ -64,6 +64,8 @@ __all__ = [
     "GraphReport",
     "ExportReport",
     "example_inputs",
+    "simplify_graph",
+    "validate_graph",
     "with_size",
     "weights_digest",
     "export_onnx",
@@ -88,10 +90,9 @@ def example_inputs(model: MPDTGenerator, frames: int, seed: int = 0) -> dict[str
     """Seeded (1, T, C, H, W) float32 inputs in the generator's value ranges (masks binary)."""
     cfg = model.config
     g = torch.Generator().manual_seed(seed)
-    channels = {"cloth": 4, "pose": cfg.pose_channels, "background": 3, "background_mask": 1}
     out = {
-        name: torch.rand((1, frames, channels[name], cfg.height, cfg.width), generator=g)
-        for name in INPUT_NAMES
+        name: torch.rand((1, frames, c, cfg.height, cfg.width), generator=g)
+        for name, c in cfg.input_channels.items()
     }
     out["background_mask"] = (out["background_mask"] > 0.5).float()
     out["cloth"][:, :, 3] = (out["cloth"][:, :, 3] > 0.4).float()
@@ -178,7 +179,8 @@ def _check_args(model: object, frames: object, precision: object) -> int:
     return frames
 
 
-def _simplify(proto: onnx.ModelProto) -> onnx.ModelProto:
+def simplify_graph(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """onnx-simplifier on ``proto``; :class:`ExportError` when it cannot validate the result."""
     import onnxsim
 
     simplified, ok = onnxsim.simplify(proto)
@@ -195,10 +197,12 @@ def _traced(
     inputs = example_inputs(model, frames)
     exported: nn.Module = model if precision == "fp32" else MixedPrecisionGenerator(model, inputs)
     proto, calls = trace_marked(exported, inputs, opset=OPSET)
-    return (_simplify(proto) if simplify else proto), calls
+    return (simplify_graph(proto) if simplify else proto), calls
 
 
-def _validate(proto: onnx.ModelProto, *, plugins: bool) -> None:
+def validate_graph(proto: onnx.ModelProto, *, plugins: bool) -> None:
+    """``onnx.checker`` (full) and the TensorRT operator audit (``tryon`` plugin nodes allowed
+    when ``plugins``); :class:`ExportError` naming the first problems otherwise."""
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
@@ -282,8 +286,8 @@ def export_onnx(
     marked, _ = _traced(model, frames, precision, simplify)
     standard = strip_markers(marked)
     if simplify:
-        standard = _simplify(standard)
-    _validate(standard, plugins=False)
+        standard = simplify_graph(standard)
+    validate_graph(standard, plugins=False)
     path = Path(path)
     _save(standard, path)
     result = parity(model, path, frames=frames)
@@ -328,14 +332,14 @@ def export_graphs(
     out_dir = Path(out_dir)
     marked, calls = _traced(model, frames, precision, simplify=True)
 
-    standard = _simplify(strip_markers(marked))
-    _validate(standard, plugins=False)
+    standard = simplify_graph(strip_markers(marked))
+    validate_graph(standard, plugins=False)
     _save(standard, out_dir / STANDARD_FILE)
     standard_parity = parity(model, out_dir / STANDARD_FILE, frames=frames)
     _check_parity(standard_parity, precision, "standard")
 
     plugins = insert_plugins(marked, calls)
-    _validate(plugins, plugins=True)
+    validate_graph(plugins, plugins=True)
     _save(plugins, out_dir / PLUGINS_FILE)
     plugin_parity = plugins_parity(model, out_dir / PLUGINS_FILE, frames=frames)
     _check_parity(plugin_parity, precision, "plugins")

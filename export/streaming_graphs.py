@@ -29,8 +29,9 @@ import torch
 from torch import nn
 
 from engine.errors import ExportError, InputError
-from engine.mpdt import FEATURE_NAMES, INPUT_NAMES, OUTPUT_NAMES, MPDTGenerator
-from export.tensorrt_onnx_ops import audit
+from engine.mpdt import FEATURE_NAMES, OUTPUT_NAMES, MPDTGenerator
+from export.onnx_export import FP32_MAX_REL_ERROR as MAX_REL_ERROR
+from export.onnx_export import OPSET, example_inputs, simplify_graph, validate_graph
 
 __all__ = [
     "FrameEncoder",
@@ -46,8 +47,6 @@ RING_NAMES = ("cloth_features", "pose_features", "background_features", "omega")
 NEWEST_NAMES = ("background_half", "background_full", "cloth", "background", "background_mask")
 """What the window graph reads of the newest frame only."""
 WINDOW_INPUT_NAMES = RING_NAMES + ("newest",) + NEWEST_NAMES
-OPSET = 17
-MAX_REL_ERROR = 1e-4
 
 
 class FrameEncoder(nn.Module):
@@ -93,13 +92,7 @@ class WindowDecoder(nn.Module):
 
 def example_window_inputs(model: MPDTGenerator, frames: int, seed: int = 0):
     """Seeded encoder inputs for ``frames`` frames and the matching window-graph inputs."""
-    cfg = model.config
-    g = torch.Generator().manual_seed(seed)
-    channels = {"cloth": 4, "pose": cfg.pose_channels, "background": 3, "background_mask": 1}
-    per_frame = {n: torch.rand((frames, channels[n], cfg.height, cfg.width), generator=g)
-                 for n in INPUT_NAMES}  # fmt: skip
-    per_frame["background_mask"] = (per_frame["background_mask"] > 0.5).float()
-    per_frame["cloth"][:, 3] = (per_frame["cloth"][:, 3] > 0.4).float()
+    per_frame = {n: x[0] for n, x in example_inputs(model, frames, seed).items()}  # (T, C, H, W)
     with torch.no_grad():
         feats = model.encode(**per_frame)
     newest = frames - 1 if frames == 1 else frames // 2  # a slot in the middle of the ring
@@ -113,23 +106,16 @@ def example_window_inputs(model: MPDTGenerator, frames: int, seed: int = 0):
 
 
 def _export(module: nn.Module, inputs: dict, outputs: tuple[str, ...], path: Path) -> None:
-    import onnxsim
-
     buffer = io.BytesIO()
     with torch.no_grad():
         torch.onnx.export(module, tuple(inputs.values()), buffer, input_names=list(inputs),
                           output_names=list(outputs), opset_version=OPSET,
                           do_constant_folding=True, dynamo=False)  # fmt: skip
-    proto, ok = onnxsim.simplify(onnx.load_from_string(buffer.getvalue()))
-    if not ok:
-        raise ExportError(f"onnx-simplifier could not validate {path.name}")
     try:
-        onnx.checker.check_model(proto, full_check=True)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"onnx.checker rejected {path.name}: {exc}") from exc
-    problems = audit(proto)
-    if problems:
-        raise ExportError(f"{path.name} not parseable by TensorRT: " + "; ".join(problems[:5]))
+        proto = simplify_graph(onnx.load_from_string(buffer.getvalue()))
+        validate_graph(proto, plugins=False)
+    except ExportError as exc:
+        raise ExportError(f"{path.name}: {exc}") from exc
     onnx.save(proto, str(path))
 
 

@@ -79,9 +79,8 @@ class TorchRunner:
 
             calibration = {k: v.to(self.device) for k, v in example_inputs(model, frames).items()}
             self.model = MixedPrecisionGenerator(self.model, calibration).eval()
-        channels = {"cloth": 4, "pose": cfg.pose_channels, "background": 3, "background_mask": 1}
         self.input_shapes = {
-            n: (1, frames, channels[n], cfg.height, cfg.width) for n in INPUT_NAMES
+            n: (1, frames, c, cfg.height, cfg.width) for n, c in cfg.input_channels.items()
         }
         self.output_names = OUTPUT_NAMES
 
