@@ -20,9 +20,24 @@ import numpy as np
 
 from engine.errors import InputError, TryOnError
 
-__all__ = ["FrameSource", "SourceError", "open_source", "IMAGE_SUFFIXES"]
+__all__ = ["FrameSource", "SourceError", "check_frame", "open_source", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def check_frame(frame: object) -> np.ndarray:
+    """``frame`` itself when it is an (H, W, 3) uint8 RGB numpy array with H, W >= 1, else
+    :class:`InputError` naming ``frame``."""
+    if (
+        not isinstance(frame, np.ndarray)
+        or frame.dtype != np.uint8
+        or frame.ndim != 3
+        or frame.shape[2] != 3
+        or frame.shape[0] < 1
+        or frame.shape[1] < 1
+    ):
+        raise InputError("frame", "a non-empty HxWx3 uint8 RGB numpy array", frame)
+    return frame
 
 
 class SourceError(TryOnError):

@@ -73,6 +73,7 @@ import cv2
 import numpy as np
 
 from engine.errors import BackendUnavailableError, InputError, ModelLoadError
+from engine.frame_sources import check_frame
 from engine.keypoints import KEYPOINT_INDEX, NUM_KEYPOINTS
 from engine.one_euro import DEFAULT_DT_S, OneEuroFilter
 from engine.pose_maps import CONFIDENCE_MIN
@@ -180,19 +181,6 @@ def _check_number(name: str, value: object, low: float, high: float | None = Non
         bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
         raise InputError(name, f"a finite number {bound}", value)
     return value
-
-
-def _check_frame(frame: object) -> np.ndarray:
-    if (
-        not isinstance(frame, np.ndarray)
-        or frame.dtype != np.uint8
-        or frame.ndim != 3
-        or frame.shape[2] != 3
-        or frame.shape[0] < 1
-        or frame.shape[1] < 1
-    ):
-        raise InputError("frame", "a non-empty HxWx3 uint8 RGB numpy array", frame)
-    return frame
 
 
 class PersonTracker:
@@ -353,7 +341,7 @@ class PersonTracker:
                 a finite number (checked before any work).
             BackendUnavailableError: the tracker was closed.
         """
-        frame = _check_frame(frame)
+        frame = check_frame(frame)
         if timestamp_s is None:
             t = 0.0 if self._last_t is None else self._last_t + DEFAULT_DT_S
         else:

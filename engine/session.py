@@ -38,7 +38,7 @@ import torch
 
 from engine.backends.selection import BACKENDS, choose_backend
 from engine.errors import InputError
-from engine.frame_sources import SourceError, open_source
+from engine.frame_sources import SourceError, check_frame, open_source
 from engine.garment import garment_keypoints, garment_mask
 from engine.generator_inputs import frame_inputs
 from engine.mpdt import INPUT_NAMES
@@ -111,19 +111,6 @@ def _torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def _check_frame(frame: object) -> np.ndarray:
-    if (
-        not isinstance(frame, np.ndarray)
-        or frame.dtype != np.uint8
-        or frame.ndim != 3
-        or frame.shape[2] != 3
-        or frame.shape[0] < 1
-        or frame.shape[1] < 1
-    ):
-        raise InputError("frame", "an (H, W, 3) uint8 RGB numpy array with H, W >= 1", frame)
-    return frame
 
 
 def _load_garment(image: object) -> np.ndarray:
@@ -404,7 +391,7 @@ class TryOnSession:
         Raises:
             InputError: a bad frame (None, wrong dtype, channels or rank, empty), or no garment.
         """
-        _check_frame(frame)
+        check_frame(frame)
         if self._garment is None:
             raise InputError("garment", "set with set_garment() before process()", None)
         stamp = time.monotonic() if timestamp_s is None else float(timestamp_s)
@@ -514,36 +501,28 @@ class TryOnSession:
             if on_bad_frame is not None:
                 on_bad_frame(index, exc)
 
-        def perceive() -> None:  # mediapipe (native code): overlaps the Python stages
+        def stage(source: queue.Queue, sink: queue.Queue, work: Callable, index_of: Callable,
+                  single_thread: bool) -> None:  # fmt: skip
+            """One pipeline stage: ``work`` on every item of ``source`` into ``sink``; an item
+            whose work fails is reported and skipped; the end marker is passed on."""
+            if single_thread:
+                torch.set_num_threads(1)  # this worker thread only (see _torch_threads)
             while not stop.is_set():
-                item = captured.get()
+                item = source.get()
                 if item is _END:
-                    put(perceived_q, _END)
+                    put(sink, _END)
                     return
-                index, frame, stamp = item
                 try:
-                    _check_frame(frame)
-                    ready = self._perceive(frame, index, stamp)
+                    ready = work(item)
                 except Exception as exc:  # one bad frame never ends the stream
-                    report(index, exc)
+                    report(index_of(item), exc)
                     continue
-                if not put(perceived_q, ready):
+                if not put(sink, ready):
                     return
 
-        def preprocess() -> None:
-            torch.set_num_threads(1)  # this worker thread only (see _torch_threads)
-            while not stop.is_set():
-                item = perceived_q.get()
-                if item is _END:
-                    put(prepared_q, _END)
-                    return
-                try:
-                    ready = self._build(*item)
-                except Exception as exc:
-                    report(item[0].index, exc)
-                    continue
-                if not put(prepared_q, ready):
-                    return
+        def perceive(item: tuple) -> tuple:  # mediapipe (native code): overlaps the rest
+            index, frame, stamp = item
+            return self._perceive(check_frame(frame), index, stamp)
 
         def emit_blocks(pending: list[_Prepared]) -> bool:
             try:
@@ -554,7 +533,7 @@ class TryOnSession:
                 return True
             return all(put(generated_q, item) for item in done)
 
-        def infer() -> None:  # the generator alone: the composite overlaps in paste()
+        def generate_blocks() -> None:  # throughput mode: blocks of T person frames
             if self.backend != "torch":
                 torch.set_num_threads(1)  # this worker thread only (see _torch_threads)
             pending: list[_Prepared] = []
@@ -565,38 +544,29 @@ class TryOnSession:
                         emit_blocks(pending)
                     put(generated_q, _END)
                     return
-                if self.mode == "latency":
-                    try:
-                        generated = self._generate(item)
-                    except Exception as exc:  # one bad frame never ends the stream
-                        report(item.index, exc)
-                        continue
-                    if not put(generated_q, generated):
-                        return
-                    continue
                 pending.append(item)
                 if sum(p.inputs is not None for p in pending) >= self.window.frames:
                     if not emit_blocks(pending):
                         return
                     pending = []
 
-        def paste() -> None:
-            torch.set_num_threads(1)  # this worker thread only (see _torch_threads)
-            while not stop.is_set():
-                item = generated_q.get()
-                if item is _END:
-                    put(results_q, _END)
-                    return
-                try:
-                    result = self._finish(*item)
-                except Exception as exc:
-                    report(item[0].index, exc)
-                    continue
-                if not put(results_q, result):
-                    return
-
-        threads = [threading.Thread(target=f, name=f"tryon-{f.__name__}", daemon=True)
-                   for f in (capture, perceive, preprocess, infer, paste)]  # fmt: skip
+        frame_index = lambda item: item[0].index  # noqa: E731  (items that start with _Prepared)
+        if self.mode == "latency":  # the generator alone: the composite overlaps in "paste"
+            generate = (stage, (prepared_q, generated_q, self._generate, lambda item: item.index,
+                                self.backend != "torch"))  # fmt: skip
+        else:
+            generate = (generate_blocks, ())
+        workers = {
+            "capture": (capture, ()),
+            "pose": (stage, (captured, perceived_q, perceive, lambda item: item[0], False)),
+            "inputs": (stage, (perceived_q, prepared_q, lambda item: self._build(*item),
+                               frame_index, True)),
+            "generator": generate,
+            "paste": (stage, (generated_q, results_q, lambda item: self._finish(*item),
+                              frame_index, True)),
+        }  # fmt: skip
+        threads = [threading.Thread(target=f, args=args, name=f"tryon-{name}", daemon=True)
+                   for name, (f, args) in workers.items()]  # fmt: skip
         for thread in threads:
             thread.start()
         try:
