@@ -3,23 +3,9 @@ import torch
 
 from engine.errors import InputError
 from kernels.patch_attention import patch_attention, patch_attention_flops, patch_attention_ref
+from tests.attention_cases import err64, make_key_mask, make_qkv
 
 MPDT_LIKE = [(8, 6), (4, 3), (2, 3), (1, 1)]  # whole 8x6 map down to single pixels
-
-
-def _qkv(shape, dtype=torch.float32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return tuple(torch.randn(shape, generator=g).to(dtype) for _ in range(3))
-
-
-def _mask(shape, p=0.6, seed=1):
-    b, t, _, h, w = shape
-    return torch.rand((b, t, 1, h, w), generator=torch.Generator().manual_seed(seed)) > p
-
-
-def _err64(out, q, k, v, sizes, key_mask):
-    ref = patch_attention_ref(q.double(), k.double(), v.double(), sizes, key_mask=key_mask)
-    return (out.double() - ref).abs().max().item()
 
 
 CASES = [
@@ -34,20 +20,20 @@ CASES = [
 @pytest.mark.parametrize("shape, sizes", CASES)
 @pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
 def test_triton_matches_float64_reference(shape, sizes, masked):
-    q, k, v = _qkv(shape)
-    key_mask = _mask(shape) if masked else None
+    q, k, v = make_qkv(shape)
+    key_mask = make_key_mask(shape) if masked else None
     out = patch_attention(q, k, v, sizes, key_mask=key_mask, impl="triton")
     assert out.shape == q.shape and out.dtype == q.dtype and out.is_contiguous()
-    assert _err64(out, q, k, v, sizes, key_mask) < 2e-5
+    assert err64(out, q, k, v, sizes, key_mask) < 2e-5
 
 
 @pytest.mark.parametrize("shape, sizes", CASES[1:3])
 def test_float16_error_is_within_twice_torch_own(shape, sizes):
-    q, k, v = _qkv(shape, torch.float16, seed=2)
-    key_mask = _mask(shape, seed=3)
-    torch_err = _err64(patch_attention_ref(q, k, v, sizes, key_mask=key_mask), q, k, v, sizes,
+    q, k, v = make_qkv(shape, torch.float16, seed=2)
+    key_mask = make_key_mask(shape, seed=3)
+    torch_err = err64(patch_attention_ref(q, k, v, sizes, key_mask=key_mask), q, k, v, sizes,
                        key_mask)  # fmt: skip
-    ours = _err64(patch_attention(q, k, v, sizes, key_mask=key_mask, impl="triton"), q, k, v,
+    ours = err64(patch_attention(q, k, v, sizes, key_mask=key_mask, impl="triton"), q, k, v,
                   sizes, key_mask)  # fmt: skip
     assert ours <= 2 * torch_err + 1e-3, (ours, torch_err)
 
@@ -55,16 +41,16 @@ def test_float16_error_is_within_twice_torch_own(shape, sizes):
 def test_float16_large_tokens_do_not_overflow():
     # D = 64 * 8 * 6 = 3072 products of values ~30: the unscaled dot is ~2.8e6 > fp16 max.
     shape, sizes = (1, 2, 64, 8, 6), [(8, 6)]
-    q, k, v = (x * 30 for x in _qkv(shape, torch.float16, seed=4))
+    q, k, v = (x * 30 for x in make_qkv(shape, torch.float16, seed=4))
     out = patch_attention(q, k, v, sizes, impl="triton")
     ref = patch_attention_ref(q, k, v, sizes)
     assert torch.isfinite(out).all() and torch.isfinite(ref).all()
-    assert _err64(out, q, k, v, sizes, None) <= 2 * _err64(ref, q, k, v, sizes, None) + 0.05
+    assert err64(out, q, k, v, sizes, None) <= 2 * err64(ref, q, k, v, sizes, None) + 0.05
 
 
 def test_empty_mask_gives_zeros_full_mask_equals_no_mask():
     shape, sizes = (1, 2, 4, 8, 6), [(4, 3), (2, 2)]
-    q, k, v = _qkv(shape)
+    q, k, v = make_qkv(shape)
     empty = torch.zeros((1, 2, 1, 8, 6), dtype=torch.bool)
     for impl in ("triton", "torch"):
         out = patch_attention(q, k, v, sizes, key_mask=empty, impl=impl)
@@ -75,8 +61,8 @@ def test_empty_mask_gives_zeros_full_mask_equals_no_mask():
 
 def test_a_frame_outside_the_region_takes_no_part():
     shape, sizes = (1, 3, 4, 8, 6), [(8, 6), (4, 3)]
-    q, k, v = _qkv(shape)
-    key_mask = _mask(shape)
+    q, k, v = make_qkv(shape)
+    key_mask = make_key_mask(shape)
     key_mask[:, 1] = False  # frame 1 has no region pixel
     out = patch_attention(q, k, v, sizes, key_mask=key_mask, impl="triton")
     k2, v2 = k.clone(), v.clone()
@@ -84,12 +70,12 @@ def test_a_frame_outside_the_region_takes_no_part():
     v2[:, 1] -= 50.0
     changed = patch_attention(q, k2, v2, sizes, key_mask=key_mask, impl="triton")
     torch.testing.assert_close(out, changed, rtol=0, atol=0)
-    assert _err64(out, q, k, v, sizes, key_mask) < 2e-5
+    assert err64(out, q, k, v, sizes, key_mask) < 2e-5
 
 
 def test_one_pixel_makes_a_key_patch_count():
     shape, sizes = (1, 2, 2, 4, 4), [(2, 2)]
-    q, k, v = _qkv(shape)
+    q, k, v = make_qkv(shape)
     key_mask = torch.zeros((1, 2, 1, 4, 4), dtype=torch.bool)
     key_mask[0, 1, 0, 3, 3] = True  # only the last patch of frame 1
     out = patch_attention(q, k, v, sizes, key_mask=key_mask, impl="triton")
@@ -106,7 +92,7 @@ def test_channel_slices_and_strided_inputs_are_read_in_place():
     q, k, v = block[:, :, 0:8], block[:, :, 10:18], block[:, :, 20:28]
     assert not q.is_contiguous()
     wide = torch.randn((2, 2, 8, 8, 12), generator=g)[..., ::2]  # strided W
-    key_mask = _mask(shape)
+    key_mask = make_key_mask(shape)
     for kk in (k, wide):
         out = patch_attention(q, kk, v, sizes, key_mask=key_mask, impl="triton")
         ref = patch_attention_ref(q.contiguous(), kk.contiguous(), v.contiguous(), sizes,
@@ -116,8 +102,8 @@ def test_channel_slices_and_strided_inputs_are_read_in_place():
 
 def test_custom_op_and_auto():
     shape, sizes = (1, 2, 4, 4, 6), [(2, 3), (4, 6)]
-    q, k, v = _qkv(shape)
-    key_mask = _mask(shape)
+    q, k, v = make_qkv(shape)
+    key_mask = make_key_mask(shape)
     expected = patch_attention_ref(q, k, v, sizes, key_mask=key_mask)
     op = torch.ops.tryon.patch_attention(q, k, v, [2, 4], [3, 6], key_mask, "torch")
     torch.testing.assert_close(op, expected)
@@ -154,7 +140,7 @@ def test_flops():
     ],
 )
 def test_bad_input_is_named(change, argument):
-    args = dict(zip("qkv", _qkv((1, 2, 4, 8, 6)), strict=True))
+    args = dict(zip("qkv", make_qkv((1, 2, 4, 8, 6)), strict=True))
     args |= {"patch_sizes": [(8, 6), (4, 3)], "key_mask": None, "impl": "triton"} | change
     with pytest.raises(InputError) as info:
         patch_attention(args["q"], args["k"], args["v"], args["patch_sizes"],

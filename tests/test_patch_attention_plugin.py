@@ -11,22 +11,7 @@ from kernels.patch_attention_plugin import (
     patch_attention_plugin_ref,
     plugin_blocks,
 )
-
-
-def _qkv(shape, dtype=torch.float32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return tuple(torch.randn(shape, generator=g).to(dtype) for _ in range(3))
-
-
-def _mask(shape, p=0.6, seed=1):
-    b, t, _, h, w = shape
-    return torch.rand((b, t, 1, h, w), generator=torch.Generator().manual_seed(seed)) > p
-
-
-def _err64(out, q, k, v, sizes, key_mask):
-    ref = patch_attention_ref(q.double(), k.double(), v.double(), sizes, key_mask=key_mask)
-    return (out.double() - ref).abs().max().item()
-
+from tests.attention_cases import err64, make_key_mask, make_qkv
 
 CASES = [
     # (B, T, C, H, W), patch sizes: one shape per path (1 token, odd sizes, several heads)
@@ -40,20 +25,20 @@ CASES = [
 @pytest.mark.parametrize("shape, sizes", CASES)
 @pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
 def test_triton_matches_float64_reference(shape, sizes, masked):
-    q, k, v = _qkv(shape)
-    key_mask = _mask(shape) if masked else None
+    q, k, v = make_qkv(shape)
+    key_mask = make_key_mask(shape) if masked else None
     out = patch_attention_plugin(q, k, v, sizes, key_mask=key_mask, impl="triton")
     assert out.shape == q.shape and out.dtype == q.dtype and out.is_contiguous()
-    assert _err64(out, q, k, v, sizes, key_mask) < 2e-5
+    assert err64(out, q, k, v, sizes, key_mask) < 2e-5
 
 
 def test_float16_error_is_within_twice_torch_own():
     shape, sizes = (1, 3, 8, 8, 6), [(8, 6), (2, 3)]
-    q, k, v = _qkv(shape, torch.float16, seed=2)
-    key_mask = _mask(shape, seed=3)
-    torch_err = _err64(patch_attention_ref(q, k, v, sizes, key_mask=key_mask), q, k, v, sizes,
+    q, k, v = make_qkv(shape, torch.float16, seed=2)
+    key_mask = make_key_mask(shape, seed=3)
+    torch_err = err64(patch_attention_ref(q, k, v, sizes, key_mask=key_mask), q, k, v, sizes,
                        key_mask)  # fmt: skip
-    ours = _err64(patch_attention_plugin(q, k, v, sizes, key_mask=key_mask, impl="triton"), q, k,
+    ours = err64(patch_attention_plugin(q, k, v, sizes, key_mask=key_mask, impl="triton"), q, k,
                   v, sizes, key_mask)  # fmt: skip
     assert ours <= 2 * torch_err + 1e-3, (ours, torch_err)
 
@@ -65,11 +50,11 @@ def test_non_contiguous_inputs_and_empty_mask_rows():
     out = patch_attention_plugin(q, k, v, [(2, 3), (4, 6)], key_mask=key_mask, impl="triton")
     assert torch.equal(out, torch.zeros_like(out))
     out = patch_attention_plugin(q, k, v, [(2, 3), (4, 6)], impl="triton")
-    assert _err64(out, q, k, v, [(2, 3), (4, 6)], None) < 2e-5
+    assert err64(out, q, k, v, [(2, 3), (4, 6)], None) < 2e-5
 
 
 def test_reference_is_the_three_launch_reference():
-    q, k, v = _qkv((1, 2, 4, 4, 4))
+    q, k, v = make_qkv((1, 2, 4, 4, 4))
     torch.testing.assert_close(
         patch_attention_plugin_ref(q, k, v, [(2, 2)]), patch_attention_ref(q, k, v, [(2, 2)])
     )
@@ -84,7 +69,7 @@ def test_blocks_hold_the_whole_key_row():
 
 
 def test_bad_inputs_raise_before_any_work():
-    q, k, v = _qkv((1, 2, 4, 4, 4))
+    q, k, v = make_qkv((1, 2, 4, 4, 4))
     with pytest.raises(InputError) as info:
         patch_attention_plugin(q, k, v, [(3, 3)], impl="triton")
     assert info.value.argument == "patch_sizes"
