@@ -76,6 +76,26 @@ OUT_LAYOUTS = ("nchw", "nhwc")
 
 
 @triton.jit
+def blend_channels(
+    cl_base, stride_clc, rd_base, stride_rc, bg_base, stride_bgc, out_base, stride_oc,
+    cm, bm, valid, OUT_UINT8: tl.constexpr,
+):  # fmt: skip
+    """The two-stage blend of one block of pixels, channel by channel, in fp32 (module
+    docstring), stored in ``out_base``'s dtype (uint8: rounded half up and clamped). ``*_base``
+    point at channel 0 of each pixel; ``cm``, ``bm`` are the (feathered) masks, fp32."""
+    for c in tl.static_range(3):
+        cl = tl.load(cl_base + c * stride_clc, mask=valid, other=0).to(tl.float32)
+        rd = tl.load(rd_base + c * stride_rc, mask=valid, other=0).to(tl.float32)
+        bg = tl.load(bg_base + c * stride_bgc, mask=valid, other=0).to(tl.float32)
+        mixed = cm * cl + (1.0 - cm) * rd
+        res = (1.0 - bm) * mixed + bm * bg
+        if OUT_UINT8:
+            res = tl.floor(res * 255.0 + 0.5)
+            res = tl.minimum(tl.maximum(res, 0.0), 255.0)
+        tl.store(out_base + c * stride_oc, res.to(out_base.dtype.element_ty), mask=valid)
+
+
+@triton.jit
 def _composite_kernel(
     cloth_ptr, stride_cln, stride_clc, stride_clh, stride_clw,
     rendered_ptr, stride_rn, stride_rc, stride_rh, stride_rw,
@@ -127,16 +147,8 @@ def _composite_kernel(
     rd_base = rendered_ptr + n * stride_rn + h * stride_rh + w * stride_rw
     bg_base = background_ptr + n * stride_bgn + h * stride_bgh + w * stride_bgw
     out_base = out_ptr + n * stride_on + h * stride_oh + w * stride_ow
-    for c in tl.static_range(3):
-        cl = tl.load(cl_base + c * stride_clc, mask=valid, other=0).to(tl.float32)
-        rd = tl.load(rd_base + c * stride_rc, mask=valid, other=0).to(tl.float32)
-        bg = tl.load(bg_base + c * stride_bgc, mask=valid, other=0).to(tl.float32)
-        mixed = cm * cl + (1.0 - cm) * rd
-        res = (1.0 - bm) * mixed + bm * bg
-        if OUT_UINT8:
-            res = tl.floor(res * 255.0 + 0.5)
-            res = tl.minimum(tl.maximum(res, 0.0), 255.0)
-        tl.store(out_base + c * stride_oc, res.to(out_ptr.dtype.element_ty), mask=valid)
+    blend_channels(cl_base, stride_clc, rd_base, stride_rc, bg_base, stride_bgc, out_base,
+                   stride_oc, cm, bm, valid, OUT_UINT8)  # fmt: skip
 
 
 def _aot_signature(image: str, mask: str, out: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ import triton
 import triton.language as tl
 
 from kernels.aot import register_aot
-from kernels.composite import _check_args, composite_ref
+from kernels.composite import _check_args, blend_channels, composite_ref
 from kernels.dispatch import Impl, resolve_impl
 
 __all__ = ["composite_plugin", "composite_plugin_ref", "plugin_block"]
@@ -59,13 +59,8 @@ def _composite_plugin_kernel(
     rd_base = rendered_ptr + n * stride_rn + h * stride_rh + w * stride_rw
     bg_base = background_ptr + n * stride_bgn + h * stride_bgh + w * stride_bgw
     out_base = out_ptr + n * stride_on + h * stride_oh + w * stride_ow
-    for c in tl.static_range(3):
-        cl = tl.load(cl_base + c * stride_clc, mask=valid, other=0).to(tl.float32)
-        rd = tl.load(rd_base + c * stride_rc, mask=valid, other=0).to(tl.float32)
-        bg = tl.load(bg_base + c * stride_bgc, mask=valid, other=0).to(tl.float32)
-        mixed = cm * cl + (1.0 - cm) * rd
-        res = (1.0 - bm) * mixed + bm * bg
-        tl.store(out_base + c * stride_oc, res.to(out_ptr.dtype.element_ty), mask=valid)
+    blend_channels(cl_base, stride_clc, rd_base, stride_rc, bg_base, stride_bgc, out_base,
+                   stride_oc, cm, bm, valid, False)  # fmt: skip
 
 
 def aot_signature(dtype: str) -> dict[str, str]:
