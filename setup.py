@@ -65,7 +65,7 @@ setup(
     package_data={"engine": ["models/*.safetensors", "assets/*"]},
     install_requires=install_requires,
     extras_require=extras_require,
-    entry_points={"console_scripts": ["tryon = engine.cli:main"]},
+    entry_points={"console_scripts": ["tryon = engine.cli.main:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Operating System :: POSIX :: Linux",

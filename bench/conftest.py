@@ -2,7 +2,7 @@
 
 Rules (STYLE.md rule 15): warm up first, synchronize the device before every clock read, report
 median and p95 plus derived units (GB/s, TFLOP/s, FPS, fraction of the machine's peak) in
-``extra_info``, so that ``tryon bench --report`` (:mod:`engine.bench_report`) can build a report
+``extra_info``, so that ``tryon bench --report`` (:mod:`engine.cli.bench_report`) can build a report
 from pytest-benchmark's JSON alone.
 
 Peaks (:func:`machine_peaks`, once per session, recorded in the JSON under ``"tryon"``):
@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.bench_report import ResultsRecorder, percentile95
+from engine.cli.bench_report import ResultsRecorder, percentile95
 from kernels.triton_mode import interpreter_requested
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -25,8 +25,8 @@ from bench.conftest import DEVICE, interleaved_samples, synchronize
 from bench.test_generator import generator_flops
 from engine.backends.factory import make_runner
 from engine.errors import BackendUnavailableError
-from engine.weights import load_generator
-from export.onnx_export import example_inputs
+from engine.model.mpdt_generator import example_inputs
+from engine.model.weights import load_generator
 
 CASES = [
     ("torch", "fp32"),

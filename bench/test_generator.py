@@ -14,7 +14,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.conftest import DEVICE
-from engine.mpdt import MPDTConfig, MPDTGenerator
+from engine.model.mpdt_generator import MPDTConfig, MPDTGenerator
 
 
 def _inputs(cfg: MPDTConfig, frames: int) -> dict[str, torch.Tensor]:

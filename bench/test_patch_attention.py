@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from bench.conftest import DEVICE, call_impl, dtype_name, impl_params, nbytes
-from engine.mpdt import MPDTConfig
+from engine.model.mpdt_generator import MPDTConfig
 from kernels.patch_attention import patch_attention, patch_attention_flops, patch_attention_ref
 
 DTYPES = (

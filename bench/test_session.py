@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from engine.backends.selection import choose_backend
+from engine.backends.sliding_window import SlidingWindow
+from engine.model.weights import load_generator
+from engine.runtime.session import TryOnSession
 from engine.sample_media import read_sample_clip, sample_clip_path, sample_garment_path
-from engine.session import TryOnSession
-from engine.weights import load_generator
-from engine.window_generator import SlidingWindow
 
 GOAL_FPS = (
     25.0  # issue 7: >= 25 FPS end to end at 640x480 on the 2-core CPU (reported, not asserted)

@@ -6,7 +6,7 @@
   fp32 or fp16;
 - :mod:`export.plugin_graph`: the call markers, the splice of the plugin nodes, and the CPU
   evaluation of a plugins graph;
-- :mod:`export.fp16`: which parts of the generator run in fp16 and which stay fp32;
+- :mod:`engine.model.mixed_precision`: which parts of the generator run in fp16 and which stay fp32;
 - :mod:`export.streaming_graphs`: the per-frame encoder and window graphs of the streaming
   runtime;
 - :mod:`export.tensorrt_onnx_ops`: the ONNX operators TensorRT's parser accepts, and the audit;

@@ -5,7 +5,8 @@ Steps (:func:`export_graphs`; :func:`export_onnx` stops after the standard graph
 1. trace the model once with ``torch.onnx.export`` (TorchScript exporter, opset :data:`OPSET`,
    static shapes: batch 1, ``frames`` T, the config's H and W), the attention and the composite
    as their plain references (standard ops only), their call boundaries marked
-   (:mod:`export.plugin_graph`); fp16: the mixed-precision copy of :mod:`export.fp16`;
+   (:mod:`export.plugin_graph`); fp16: the mixed-precision copy of
+   :mod:`engine.model.mixed_precision`;
 2. simplify with onnx-simplifier (before any custom node exists);
 3. the standard graph (markers dropped, simplified again) and the plugins graph (``tryon``-domain
    nodes for the attention heads and the composite, :mod:`export.plugin_graph`);
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -39,8 +39,8 @@ import torch
 from torch import nn
 
 from engine.errors import ExportError, InputError
-from engine.mpdt import OUTPUT_NAMES, MPDTGenerator
-from export.fp16 import MixedPrecisionGenerator
+from engine.model.mixed_precision import MixedPrecisionGenerator
+from engine.model.mpdt_generator import OUTPUT_NAMES, MPDTGenerator, example_inputs
 from export.plugin_graph import (
     Call,
     evaluate_plugins_graph,
@@ -63,11 +63,9 @@ __all__ = [
     "Parity",
     "GraphReport",
     "ExportReport",
-    "example_inputs",
     "simplify_graph",
     "validate_graph",
     "with_size",
-    "weights_digest",
     "export_onnx",
     "export_graphs",
     "parity",
@@ -84,19 +82,6 @@ is reported)."""
 PRECISIONS = ("fp32", "fp16")
 STANDARD_FILE = "standard.onnx"
 PLUGINS_FILE = "plugins.onnx"
-
-
-def example_inputs(model: MPDTGenerator, frames: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Seeded (1, T, C, H, W) float32 inputs in the generator's value ranges (masks binary)."""
-    cfg = model.config
-    g = torch.Generator().manual_seed(seed)
-    out = {
-        name: torch.rand((1, frames, c, cfg.height, cfg.width), generator=g)
-        for name, c in cfg.input_channels.items()
-    }
-    out["background_mask"] = (out["background_mask"] > 0.5).float()
-    out["cloth"][:, :, 3] = (out["cloth"][:, :, 3] > 0.4).float()
-    return out
 
 
 @dataclass(frozen=True)
@@ -156,16 +141,6 @@ def with_size(model: MPDTGenerator, height: int, width: int) -> MPDTGenerator:
     resized = MPDTGenerator(dataclasses.replace(cfg, height=height, width=width))
     resized.load_state_dict(model.state_dict())
     return resized.eval()
-
-
-def weights_digest(model: MPDTGenerator) -> str:
-    """sha256 of the model's config and every tensor of its state dict (names, dtypes, bytes)."""
-    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
 
 
 def _check_args(model: object, frames: object, precision: object) -> int:

@@ -46,7 +46,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from engine.errors import ExportError
-from engine.mpdt import INPUT_NAMES, OUTPUT_NAMES
+from engine.model.mpdt_generator import INPUT_NAMES, OUTPUT_NAMES
 from export.tensorrt_plugins import COMPOSITE_OP, PATCH_ATTENTION_OP, PLUGIN_NAMESPACE
 from kernels.composite import composite_ref
 from kernels.patch_attention import patch_attention_ref
@@ -139,7 +139,7 @@ class MarkedGenerator(nn.Module):
         recorder = _Recorder(previous)
         sys.setprofile(recorder)
         try:
-            out = self.generator(*inputs)
+            out = self.generator(*inputs, impl="reference")  # standard ops, traceable
         finally:
             sys.setprofile(previous)
         markers: list[torch.Tensor] = []

@@ -6,11 +6,14 @@ needs the newest frame's encoder and decoder, plus the MPDT blocks over the T ca
 So the generator is exported twice more, with the same checks as the standard graph (simplified,
 ``onnx.checker``, TensorRT operator audit, onnxruntime parity vs PyTorch below 1e-4):
 
-- ``encoder.onnx``: :meth:`engine.mpdt.MPDTGenerator.encode` for one frame. Inputs ``cloth``,
+- ``encoder.onnx``: :meth:`engine.model.mpdt_generator.MPDTGenerator.encode` for one frame. Inputs
+``cloth``,
   ``pose``, ``background``, ``background_mask`` (1, C, H, W) float32 -> outputs
-  :data:`engine.mpdt.FEATURE_NAMES` (1, ...) float32.
-- ``window.onnx``: :meth:`~engine.mpdt.MPDTGenerator.attend` over the T cached frames, then
-  :meth:`~engine.mpdt.MPDTGenerator.decode` of the newest. Inputs: ``cloth_features``,
+  :data:`engine.model.mpdt_generator.FEATURE_NAMES` (1, ...) float32.
+- ``window.onnx``: :meth:`~engine.model.mpdt_generator.MPDTGenerator.attend` over the T cached
+frames, then
+  :meth:`~engine.model.mpdt_generator.MPDTGenerator.decode` of the newest. Inputs:
+  ``cloth_features``,
   ``pose_features``, ``background_features`` (T, c, h, w), ``omega`` (T, 1, h, w) (a ring
   buffer: frame order does not matter, the blocks and the temporal context are equivariant to
   it), ``newest`` (1,) int64 (the ring slot of the newest frame), and the newest frame's
@@ -29,9 +32,9 @@ import torch
 from torch import nn
 
 from engine.errors import ExportError, InputError
-from engine.mpdt import FEATURE_NAMES, OUTPUT_NAMES, MPDTGenerator
+from engine.model.mpdt_generator import FEATURE_NAMES, OUTPUT_NAMES, MPDTGenerator, example_inputs
 from export.onnx_export import FP32_MAX_REL_ERROR as MAX_REL_ERROR
-from export.onnx_export import OPSET, example_inputs, simplify_graph, validate_graph
+from export.onnx_export import OPSET, simplify_graph, validate_graph
 
 __all__ = [
     "FrameEncoder",
@@ -83,10 +86,10 @@ class WindowDecoder(nn.Module):
     ) -> tuple[torch.Tensor, ...]:
         frames = cloth_features.shape[0]
         fused = self.model.attend(cloth_features, pose_features, background_features, omega,
-                                  frames)  # fmt: skip
+                                  frames, impl="reference")  # fmt: skip
         fused = torch.index_select(fused, 0, newest)  # (1, c, h, w)
         out = self.model.decode(fused, background_half, background_full, cloth, background,
-                                background_mask)  # fmt: skip
+                                background_mask, impl="reference")  # fmt: skip
         return tuple(out[name] for name in OUTPUT_NAMES)
 
 

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import torch
 
-from engine.backends.runners import import_tensorrt
 from engine.errors import BackendUnavailableError, ExportError
+from engine.packages import import_tensorrt
 
 __all__ = ["engine_cache_key", "uses_plugins", "build_engine", "load_or_build_engine"]
 

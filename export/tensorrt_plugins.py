@@ -203,9 +203,9 @@ def composite_launch(image_shape: Sequence[int], *, dtype: str) -> PluginLaunch:
 
 def _kernel(op: str) -> Any:
     if op == "patch_attention":
-        from kernels.patch_attention_plugin import _patch_attention_plugin_kernel as kernel
+        from kernels.patch_attention_plugin import PLUGIN_KERNEL as kernel
     else:
-        from kernels.composite_plugin import _composite_plugin_kernel as kernel
+        from kernels.composite_plugin import PLUGIN_KERNEL as kernel
     return kernel
 
 
@@ -335,7 +335,7 @@ def register_plugins() -> None:
     Raises:
         BackendUnavailableError: TensorRT is not installed (saying how to get it).
     """
-    from engine.backends.runners import import_tensorrt
+    from engine.packages import import_tensorrt
 
     trt = import_tensorrt()
     import tensorrt.plugin as trtp

@@ -3,10 +3,10 @@
 Public ops (torch tensors in and out; ``impl="auto" | "triton" | "torch" | "opencv"``)::
 
     gaussian_blur, box_blur                 filters equal to OpenCV's (reflect-101)
-    composite                               seed 000's two-stage mask compositing
-    rgb_to_ycbcr, skin_mask, rgb_to_hsi,    seed 002's colour conversions and skin ellipse
-    gradient_map                            seed 002's zero-sum gradient filters
-    patch_attention                         seed 000's multi-scale patch attention (MPDT)
+    composite                               the MPDT generator's two-stage mask compositing
+    rgb_to_ycbcr, skin_mask, rgb_to_hsi,    colour conversions and the Cb-Cr skin ellipse
+    gradient_map                            two zero-sum gradient (Laplacian) filters
+    patch_attention                         multi-scale patch attention (MPDT blocks)
     patch_attention_plugin, composite_plugin  the TensorRT plugins' single-launch kernels
 
 Importing the package registers each op as ``torch.ops.tryon.<name>``. Triton fixes compiled vs

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = ["AotSpec", "register_aot", "registered_specs", "unregistered_kernels", "compile_all"]
@@ -63,10 +64,10 @@ def register_aot(
 
 
 def _import_all_kernel_modules() -> list[Any]:
-    import kernels
-
+    # The package's folder, not ``import kernels``: the package imports the kernel modules,
+    # which import this one (a cycle).
     modules = []
-    for info in pkgutil.iter_modules(kernels.__path__, prefix="kernels."):
+    for info in pkgutil.iter_modules([str(Path(__file__).resolve().parent)], prefix="kernels."):
         if info.name != "kernels.aot":
             modules.append(importlib.import_module(info.name))
     return modules

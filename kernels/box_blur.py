@@ -1,5 +1,5 @@
 """Normalized box (mean) filter equal to ``cv2.blur(..., borderType=cv2.BORDER_REFLECT_101)``,
-optionally applied to a region only (seed 002: mean filter over the mouth region).
+optionally applied to a region only (e.g. a mean filter over a mouth region).
 
 Math: ``blur(x)[y, x] = (1 / (kh * kw)) * sum over the kh x kw window`` with reflect-101
 borders. OpenCV's integer paths for uint8 are reproduced bit for bit:

@@ -48,10 +48,10 @@ import torch
 import triton
 import triton.language as tl
 
-from engine.errors import InputError
 from kernels.aot import register_aot
 from kernels.border import reflect101, reflect101_index_ref
 from kernels.dispatch import Impl, resolve_impl
+from kernels.errors import InputError
 from kernels.gaussian_weights import gaussian_weights
 from kernels.validation import check_image, check_like, check_unit_range
 
@@ -195,7 +195,7 @@ def _feather_taps(feather: float) -> tuple[float, ...]:
     return tuple(torch.tensor(taps, dtype=torch.float32).tolist())
 
 
-def _check_args(
+def check_composite_args(
     images: dict[str, object],
     masks: dict[str, object],
     feather: object,
@@ -298,7 +298,7 @@ def composite(
     """
     images = {"cloth": cloth, "rendered": rendered, "background": background}
     masks = {"cloth_mask": cloth_mask, "background_mask": background_mask}
-    feather = _check_args(images, masks, feather, out_dtype, out_layout)
+    feather = check_composite_args(images, masks, feather, out_dtype, out_layout)
     path = resolve_impl(impl, cloth.device, has_opencv=True)
     dtype = rendered.dtype if out_dtype is None else out_dtype
     if path == "opencv":

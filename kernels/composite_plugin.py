@@ -25,10 +25,10 @@ import triton
 import triton.language as tl
 
 from kernels.aot import register_aot
-from kernels.composite import _check_args, blend_channels, composite_ref
+from kernels.composite import blend_channels, check_composite_args, composite_ref
 from kernels.dispatch import Impl, resolve_impl
 
-__all__ = ["composite_plugin", "composite_plugin_ref", "plugin_block"]
+__all__ = ["PLUGIN_KERNEL", "composite_plugin", "composite_plugin_ref", "plugin_block"]
 
 _INPUTS = ("cloth", "rendered", "cloth_mask", "background", "background_mask")  # kernel order
 
@@ -107,7 +107,7 @@ def composite_plugin(
     """
     images = {"cloth": cloth, "rendered": rendered, "background": background}
     masks = {"cloth_mask": cloth_mask, "background_mask": background_mask}
-    _check_args(images, masks, 0.0, None, "nchw")
+    check_composite_args(images, masks, 0.0, None, "nchw")
     path = resolve_impl(impl, cloth.device, has_opencv=False)
     if path == "torch":
         return composite_plugin_ref(cloth, rendered, cloth_mask, background, background_mask)
@@ -154,3 +154,8 @@ def _composite_plugin_op(
 def _(cloth, rendered, cloth_mask, background, background_mask, impl="auto"):
     n, _, h, w = cloth.shape
     return cloth.new_empty((n, 3, h, w), dtype=rendered.dtype)
+
+
+PLUGIN_KERNEL = _composite_plugin_kernel
+"""The ``@triton.jit`` kernel the TensorRT plugin launches (compiled to PTX by
+:mod:`export.tensorrt_plugins`)."""

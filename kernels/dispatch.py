@@ -14,7 +14,7 @@ from typing import Literal
 
 import torch
 
-from engine.errors import BackendUnavailableError, InputError
+from kernels.errors import BackendUnavailableError, InputError
 from kernels.triton_mode import interpreter_requested
 
 __all__ = ["Impl", "IMPLS", "resolve_impl"]

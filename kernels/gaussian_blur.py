@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import cv2
 import torch
 
-from engine.errors import InputError
 from kernels.dispatch import Impl, resolve_impl
+from kernels.errors import InputError
 from kernels.gaussian_weights import gaussian_weights, gaussian_weights_fixed_point
 from kernels.opencv_bridge import apply_per_image
 from kernels.separable_filter import FLOAT, GAUSS_U8, separable_filter, separable_filter_ref

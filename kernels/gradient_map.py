@@ -38,10 +38,10 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from engine.errors import InputError
 from kernels.aot import register_aot
 from kernels.border import reflect101, reflect101_index_ref
 from kernels.dispatch import Impl, resolve_impl
+from kernels.errors import InputError
 from kernels.validation import check_image
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Multi-scale patch attention of the MPDT blocks (seed 000), read in place from (B, T, C, H, W).
+"""Multi-scale patch attention of the MPDT blocks, read in place from (B, T, C, H, W).
 
 Head ``h`` of ``n`` owns channels ``[h*C/n, (h+1)*C/n)`` (``Cn = C/n`` of them) and a patch size
 ``(ph, pw)``. Each frame is cut into ``L = (H/ph) * (W/pw)`` patches; a *token* is one patch of
@@ -42,16 +42,16 @@ import torch
 import triton
 import triton.language as tl
 
-from engine.errors import InputError
 from kernels.aot import register_aot
 from kernels.dispatch import Impl, resolve_impl
+from kernels.errors import InputError
 from kernels.triton_mode import interpreter_requested
 
 __all__ = ["patch_attention", "patch_attention_ref", "patch_attention_flops"]
 
 
 @triton.jit
-def _token_offsets(tok, NPW, L, PH: tl.constexpr, PW: tl.constexpr, stride_t, stride_h, stride_w):
+def token_offsets(tok, NPW, L, PH: tl.constexpr, PW: tl.constexpr, stride_t, stride_h, stride_w):
     """Offset of the top-left element of token ``tok`` (frame-major, then patch row, column)."""
     frame = tok // L
     patch = tok % L
@@ -59,7 +59,7 @@ def _token_offsets(tok, NPW, L, PH: tl.constexpr, PW: tl.constexpr, stride_t, st
 
 
 @triton.jit
-def _element_offsets(e, c0, PH: tl.constexpr, PW: tl.constexpr, stride_c, stride_h, stride_w):
+def element_offsets(e, c0, PH: tl.constexpr, PW: tl.constexpr, stride_c, stride_h, stride_w):
     """Offset of element ``e`` of a token (channel-major, then row, column) from its corner."""
     c = e // (PH * PW)
     r = e % (PH * PW)
@@ -80,16 +80,16 @@ def _patch_scores_kernel(
     split = pid_bs % SPLIT
     m = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)  # query tokens
     n = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)  # key tokens
-    q_tok = b * stride_qb + _token_offsets(m, NPW, L, PH, PW, stride_qt, stride_qh, stride_qw)
-    k_tok = b * stride_kb + _token_offsets(n, NPW, L, PH, PW, stride_kt, stride_kh, stride_kw)
+    q_tok = b * stride_qb + token_offsets(m, NPW, L, PH, PW, stride_qt, stride_qh, stride_qw)
+    k_tok = b * stride_kb + token_offsets(n, NPW, L, PH, PW, stride_kt, stride_kh, stride_kw)
     d_lo = split * D_PER_SPLIT
     d_hi = tl.minimum(d_lo + D_PER_SPLIT, D)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for d0 in range(d_lo, d_hi, BLOCK_D):
         e = d0 + tl.arange(0, BLOCK_D)
         e_ok = e < d_hi
-        q_el = _element_offsets(e, c0, PH, PW, stride_qc, stride_qh, stride_qw)
-        k_el = _element_offsets(e, c0, PH, PW, stride_kc, stride_kh, stride_kw)
+        q_el = element_offsets(e, c0, PH, PW, stride_qc, stride_qh, stride_qw)
+        k_el = element_offsets(e, c0, PH, PW, stride_kc, stride_kh, stride_kw)
         qt = tl.load(
             q_ptr + q_tok[:, None] + q_el[None, :], mask=(m < N)[:, None] & e_ok[None, :], other=0.0
         )  # (BLOCK_M, BLOCK_D)
@@ -145,7 +145,7 @@ def _patch_pv_kernel(
     m = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)  # query tokens
     e = tl.program_id(1).to(tl.int64) * BLOCK_D + tl.arange(0, BLOCK_D)  # token elements
     e_ok = e < D
-    v_el = _element_offsets(e, c0, PH, PW, stride_vc, stride_vh, stride_vw)
+    v_el = element_offsets(e, c0, PH, PW, stride_vc, stride_vh, stride_vw)
     acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
     for n0 in range(0, N, BLOCK_N):
         n = n0 + tl.arange(0, BLOCK_N).to(tl.int64)  # int64: token offsets can pass 2^31
@@ -154,7 +154,7 @@ def _patch_pv_kernel(
             mask=(m < N)[:, None] & (n < N)[None, :],
             other=0.0,
         )  # (BLOCK_M, BLOCK_N)
-        v_tok = b * stride_vb + _token_offsets(n, NPW, L, PH, PW, stride_vt, stride_vh, stride_vw)
+        v_tok = b * stride_vb + token_offsets(n, NPW, L, PH, PW, stride_vt, stride_vh, stride_vw)
         vt = tl.load(
             v_ptr + v_tok[:, None] + v_el[None, :], mask=(n < N)[:, None] & e_ok[None, :], other=0.0
         )  # (BLOCK_N, BLOCK_D)
@@ -162,8 +162,8 @@ def _patch_pv_kernel(
             acc += tl.dot(p, vt, input_precision="ieee")
         else:
             acc += tl.dot(p.to(vt.dtype), vt)
-    o_tok = b * stride_ob + _token_offsets(m, NPW, L, PH, PW, stride_ot, stride_oh, stride_ow)
-    o_el = _element_offsets(e, c0, PH, PW, stride_oc, stride_oh, stride_ow)
+    o_tok = b * stride_ob + token_offsets(m, NPW, L, PH, PW, stride_ot, stride_oh, stride_ow)
+    o_el = element_offsets(e, c0, PH, PW, stride_oc, stride_oh, stride_ow)
     tl.store(o_ptr + o_tok[:, None] + o_el[None, :], acc.to(o_ptr.dtype.element_ty),
              mask=(m < N)[:, None] & e_ok[None, :])  # fmt: skip
 
@@ -197,7 +197,7 @@ register_aot(
 )  # fmt: skip
 
 
-def _check_inputs(
+def check_attention_inputs(
     q: object, k: object, v: object, patch_sizes: object, key_mask: object
 ) -> list[tuple[int, int]]:
     """Validate everything (raising InputError naming the argument); returns the patch sizes."""
@@ -289,7 +289,7 @@ def patch_attention(
     Returns:
         (B, T, C, H, W) contiguous tensor of q's dtype.
     """
-    sizes = _check_inputs(q, k, v, patch_sizes, key_mask)
+    sizes = check_attention_inputs(q, k, v, patch_sizes, key_mask)
     path = resolve_impl(impl, q.device, has_opencv=False)
     if path == "torch":
         return patch_attention_ref(q, k, v, sizes, key_mask=key_mask)

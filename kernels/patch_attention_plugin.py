@@ -37,17 +37,18 @@ import torch
 import triton
 import triton.language as tl
 
-from engine.errors import InputError
 from kernels.aot import register_aot
 from kernels.dispatch import Impl, resolve_impl
+from kernels.errors import InputError
 from kernels.patch_attention import (
-    _check_inputs,
-    _element_offsets,
-    _token_offsets,
+    check_attention_inputs,
+    element_offsets,
     patch_attention_ref,
+    token_offsets,
 )
 
 __all__ = [
+    "PLUGIN_KERNEL",
     "MAX_TOKENS",
     "patch_attention_plugin",
     "patch_attention_plugin_ref",
@@ -85,16 +86,16 @@ def _patch_attention_plugin_kernel(
     keep = n < n_tok
 
     # 1. scores of BLOCK_M queries against all keys, accumulated over D
-    q_tok = b * stride_qb + _token_offsets(m, npw, n_per_frame, PH, PW, stride_qt, stride_qh,
+    q_tok = b * stride_qb + token_offsets(m, npw, n_per_frame, PH, PW, stride_qt, stride_qh,
                                            stride_qw)  # fmt: skip
-    k_tok = b * stride_kb + _token_offsets(n, npw, n_per_frame, PH, PW, stride_kt, stride_kh,
+    k_tok = b * stride_kb + token_offsets(n, npw, n_per_frame, PH, PW, stride_kt, stride_kh,
                                            stride_kw)  # fmt: skip
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for d0 in range(0, D, BLOCK_D):
         e = d0 + tl.arange(0, BLOCK_D)
         e_ok = e < D
-        q_el = _element_offsets(e, c0, PH, PW, stride_qc, stride_qh, stride_qw)
-        k_el = _element_offsets(e, c0, PH, PW, stride_kc, stride_kh, stride_kw)
+        q_el = element_offsets(e, c0, PH, PW, stride_qc, stride_qh, stride_qw)
+        k_el = element_offsets(e, c0, PH, PW, stride_kc, stride_kh, stride_kw)
         qt = tl.load(q_ptr + q_tok[:, None] + q_el[None, :], mask=m_ok[:, None] & e_ok[None, :],
                      other=0.0)  # fmt: skip
         kt = tl.load(k_ptr + k_tok[:, None] + k_el[None, :], mask=keep[:, None] & e_ok[None, :],
@@ -126,21 +127,21 @@ def _patch_attention_plugin_kernel(
     probs = tl.where(den[:, None] > 0, num / tl.maximum(den, 1e-30)[:, None], 0.0)
 
     # 3. P V over D, straight into the output's patch positions
-    v_tok = b * stride_vb + _token_offsets(n, npw, n_per_frame, PH, PW, stride_vt, stride_vh,
+    v_tok = b * stride_vb + token_offsets(n, npw, n_per_frame, PH, PW, stride_vt, stride_vh,
                                            stride_vw)  # fmt: skip
-    o_tok = b * stride_ob + _token_offsets(m, npw, n_per_frame, PH, PW, stride_ot, stride_oh,
+    o_tok = b * stride_ob + token_offsets(m, npw, n_per_frame, PH, PW, stride_ot, stride_oh,
                                            stride_ow)  # fmt: skip
     for d0 in range(0, D, BLOCK_D):
         e = d0 + tl.arange(0, BLOCK_D)
         e_ok = e < D
-        v_el = _element_offsets(e, c0, PH, PW, stride_vc, stride_vh, stride_vw)
+        v_el = element_offsets(e, c0, PH, PW, stride_vc, stride_vh, stride_vw)
         vt = tl.load(v_ptr + v_tok[:, None] + v_el[None, :], mask=keep[:, None] & e_ok[None, :],
                      other=0.0)  # fmt: skip
         if IEEE:
             out = tl.dot(probs, vt, input_precision="ieee")
         else:
             out = tl.dot(probs.to(vt.dtype), vt)
-        o_el = _element_offsets(e, 0, PH, PW, stride_oc, stride_oh, stride_ow)
+        o_el = element_offsets(e, 0, PH, PW, stride_oc, stride_oh, stride_ow)
         tl.store(o_ptr + o_tok[:, None] + o_el[None, :], out.to(o_ptr.dtype.element_ty),
                  mask=m_ok[:, None] & e_ok[None, :])  # fmt: skip
 
@@ -202,7 +203,7 @@ def patch_attention_plugin(
     Returns:
         (B, T, C, H, W) contiguous tensor of q's dtype.
     """
-    sizes = _check_inputs(q, k, v, patch_sizes, key_mask)
+    sizes = check_attention_inputs(q, k, v, patch_sizes, key_mask)
     if q.dtype not in (torch.float16, torch.float32):
         raise InputError("q", "a float16 or float32 tensor", q)
     b, t, c, h, w = q.shape
@@ -264,3 +265,8 @@ def _patch_attention_plugin_op(
 @_patch_attention_plugin_op.register_fake
 def _(q, k, v, patch_h, patch_w, key_mask, impl):
     return torch.empty(q.shape, dtype=q.dtype, device=q.device)
+
+
+PLUGIN_KERNEL = _patch_attention_plugin_kernel
+"""The ``@triton.jit`` kernel the TensorRT plugin launches (compiled to PTX by
+:mod:`export.tensorrt_plugins`)."""

@@ -44,9 +44,9 @@ import torch
 import triton
 import triton.language as tl
 
-from engine.errors import InputError
 from kernels.aot import register_aot
 from kernels.dispatch import Impl, resolve_impl
+from kernels.errors import InputError
 from kernels.validation import check_image
 
 __all__ = ["rgb_to_hsi", "rgb_to_hsi_ref", "atan2_upper", "RED_WEIGHT_RANGE"]

@@ -36,9 +36,9 @@ import torch
 import triton
 import triton.language as tl
 
-from engine.errors import InputError
 from kernels.aot import register_aot
 from kernels.dispatch import Impl, resolve_impl
+from kernels.errors import InputError
 from kernels.validation import check_image
 
 __all__ = ["rgb_to_ycbcr", "rgb_to_ycbcr_ref", "DTYPES"]
@@ -57,7 +57,7 @@ _MAX_GRID_Y = 65535
 
 
 @triton.jit
-def _ycbcr_pixels(r, g, b, IS_UINT8: tl.constexpr):
+def ycbcr_pixels(r, g, b, IS_UINT8: tl.constexpr):
     """Device helper: (Y, Cb, Cr) of loaded R, G, B blocks (int32 for uint8, fp32 otherwise)."""
     if IS_UINT8:
         ri = r.to(tl.int32)
@@ -80,7 +80,7 @@ def _ycbcr_pixels(r, g, b, IS_UINT8: tl.constexpr):
 
 
 @triton.jit
-def _rgb_row(x_ptr, stride_xn, stride_xc, stride_xh, stride_xw, H, W, BLOCK_W: tl.constexpr):
+def rgb_row(x_ptr, stride_xn, stride_xc, stride_xh, stride_xw, H, W, BLOCK_W: tl.constexpr):
     """Device helper for one program per (image row, block of BLOCK_W columns): returns
     ``(r, g, b, n, h, cols, valid)`` with the row's RGB values loaded through the strides."""
     row = tl.program_id(0).to(tl.int64)
@@ -112,11 +112,11 @@ def _rgb_to_ycbcr_kernel(
     IS_UINT8: tl.constexpr,
     BLOCK_W: tl.constexpr,
 ):
-    r, g, b, n, h, cols, valid = _rgb_row(
+    r, g, b, n, h, cols, valid = rgb_row(
         x_ptr, stride_xn, stride_xc, stride_xh, stride_xw, H, W, BLOCK_W
     )
 
-    y, cb, cr = _ycbcr_pixels(r, g, b, IS_UINT8)
+    y, cb, cr = ycbcr_pixels(r, g, b, IS_UINT8)
 
     out_ty = out_ptr.dtype.element_ty
     o_row = out_ptr + n * stride_on + h * stride_oh + cols * stride_ow
@@ -153,7 +153,7 @@ def opencv_is_faster(x: torch.Tensor) -> bool:
     return x.dtype == torch.uint8 or x[0].permute(1, 2, 0).is_contiguous()
 
 
-def _check_grid(name: str, x: torch.Tensor, block_w: int) -> tuple[int, int]:
+def check_grid(name: str, x: torch.Tensor, block_w: int) -> tuple[int, int]:
     n, _, h, w = x.shape
     grid = (n * h, triton.cdiv(w, block_w))
     if grid[0] > _MAX_GRID_X or grid[1] > _MAX_GRID_Y:
@@ -182,9 +182,9 @@ def rgb_to_ycbcr(x: torch.Tensor, *, impl: Impl = "auto") -> torch.Tensor:
     if path == "torch":
         return rgb_to_ycbcr_ref(x)
     if path == "opencv":
-        return _rgb_to_ycbcr_opencv(x)
+        return rgb_to_ycbcr_opencv(x)
     block_w, num_warps = launch_config(x.shape[3])
-    grid = _check_grid("x", x, block_w)
+    grid = check_grid("x", x, block_w)
     out = torch.empty_like(x)  # (N, 3, H, W)
     _, _, h, w = x.shape
     _rgb_to_ycbcr_kernel[grid](
@@ -201,7 +201,7 @@ def rgb_to_ycbcr(x: torch.Tensor, *, impl: Impl = "auto") -> torch.Tensor:
     return out
 
 
-def _rgb_to_ycbcr_opencv(x: torch.Tensor) -> torch.Tensor:
+def rgb_to_ycbcr_opencv(x: torch.Tensor) -> torch.Tensor:
     """OpenCV path (CPU): ``cvtColor`` per image; float16 goes through float32.
 
     Interleaved (channels_last) images are read in place; planar ones are interleaved with

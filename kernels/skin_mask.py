@@ -34,18 +34,18 @@ import torch
 import triton
 import triton.language as tl
 
-from engine.errors import InputError
 from kernels.aot import register_aot
 from kernels.dispatch import Impl, resolve_impl
+from kernels.errors import InputError
 from kernels.rgb_to_ycbcr import (
     DTYPES,
-    _check_grid,
-    _rgb_row,
-    _rgb_to_ycbcr_opencv,
-    _ycbcr_pixels,
+    check_grid,
     launch_config,
     opencv_is_faster,
+    rgb_row,
+    rgb_to_ycbcr_opencv,
     rgb_to_ycbcr_ref,
+    ycbcr_pixels,
 )
 from kernels.validation import check_image
 
@@ -82,11 +82,11 @@ def _skin_mask_kernel(
     IS_UINT8: tl.constexpr,
     BLOCK_W: tl.constexpr,
 ):
-    r, g, b, n, h, cols, valid = _rgb_row(
+    r, g, b, n, h, cols, valid = rgb_row(
         x_ptr, stride_xn, stride_xc, stride_xh, stride_xw, H, W, BLOCK_W
     )
 
-    _, cb, cr = _ycbcr_pixels(r, g, b, IS_UINT8)
+    _, cb, cr = ycbcr_pixels(r, g, b, IS_UINT8)
     if IS_UINT8:
         cbf = cb.to(tl.float32)
         crf = cr.to(tl.float32)
@@ -186,9 +186,9 @@ def skin_mask(
     if path == "torch":
         return _ellipse_ref(rgb_to_ycbcr_ref(_as_compute(x)), params)
     if path == "opencv":
-        return _ellipse_ref(_rgb_to_ycbcr_opencv(_as_compute(x)), params)
+        return _ellipse_ref(rgb_to_ycbcr_opencv(_as_compute(x)), params)
     block_w, num_warps = launch_config(x.shape[3])
-    grid = _check_grid("x", x, block_w)
+    grid = check_grid("x", x, block_w)
     n, _, h, w = x.shape
     out = torch.empty((n, 1, h, w), dtype=torch.bool, device=x.device)  # (N, 1, H, W)
     out_i8 = out.view(torch.int8)

@@ -1,4 +1,4 @@
-"""Argument checks shared by the image ops. Each raises :class:`engine.errors.InputError` naming
+"""Argument checks shared by the image ops. Each raises :class:`kernels.errors.InputError` naming
 the argument, before any work is done."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from engine.errors import InputError
+from kernels.errors import InputError
 
 __all__ = ["check_image", "check_like", "check_odd_ksize", "check_unit_range"]
 

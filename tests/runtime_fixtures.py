@@ -2,7 +2,7 @@
 
 The scripted detector stands in for mediapipe where a test is about the runtime itself (threads,
 queues, memory, ordering) and must run thousands of frames quickly; tests of the real pipeline use
-the mediapipe :class:`engine.person_tracking.PersonTracker` on the bundled clip.
+the mediapipe :class:`engine.perception.person_detector.PersonDetector` on the bundled clip.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from engine.keypoints import KEYPOINT_INDEX
-from engine.mpdt import MPDTConfig, MPDTGenerator
-from engine.person_tracking import PersonDetection
-from engine.weights import save_generator
+from engine.model.mpdt_generator import MPDTConfig, MPDTGenerator
+from engine.model.weights import save_generator
+from engine.perception.person_detector import PersonDetection
 
 TINY = dict(height=32, width=24, frames=2, channels=8, blocks=1, head_divisors=(1, 2))
 

@@ -1,9 +1,10 @@
-"""Inference backends that run the try-on generator: TensorRT, onnxruntime and eager PyTorch.
-
-:mod:`engine.backends.selection` chooses one (``backend="auto"``); :mod:`engine.backends.runners`
-runs a generator through eager PyTorch, onnxruntime or a TensorRT engine;
-:func:`engine.backends.factory.make_runner` (also importable from here, lazily) chooses, exports
-and caches the graph or engine, and returns the ready runner.
+"""Running the generator: one runner per backend (torch, onnxruntime, tensorrt), which backend
+``"auto"`` picks (:mod:`~engine.backends.selection`), the streaming window over a live stream
+(:mod:`~engine.backends.sliding_window`) and the graph and engine cache
+(:mod:`~engine.backends.graph_cache`), whose :func:`~engine.backends.graph_cache.build_into_cache`
+is the runtime's only door into ``export/`` (it builds a missing graph or engine). May import
+the model, ``kernels`` and the bottom modules of ``engine``; never inputs, perception, runtime,
+training or the CLI.
 """
 
 from __future__ import annotations

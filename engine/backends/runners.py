@@ -7,7 +7,7 @@ fixed when the runner is made (T, H, W of the export), checked on every call bef
 Inputs and outputs are float32 at every precision (the fp16 graphs cast at their boundary).
 
 - :class:`TorchRunner`: eager PyTorch (Triton kernels on CUDA, the references on CPU); fp16 runs
-  the export's mixed-precision copy of the model (:mod:`export.fp16`).
+  the export's mixed-precision copy of the model (:mod:`engine.model.mixed_precision`).
 - :class:`OnnxRuntimeRunner`: an exported standard ONNX graph (fp32 or fp16) in onnxruntime,
   graph optimizations on, intra-op threads = this machine's cores; inputs and outputs bound in
   place (I/O binding), the outputs preallocated once and *reused by every call* (copy them to
@@ -28,20 +28,11 @@ import numpy as np
 import torch
 
 from engine.errors import BackendUnavailableError, InputError
-from engine.mpdt import INPUT_NAMES, OUTPUT_NAMES, MPDTGenerator
+from engine.model.mixed_precision import MixedPrecisionGenerator
+from engine.model.mpdt_generator import INPUT_NAMES, OUTPUT_NAMES, MPDTGenerator, example_inputs
+from engine.packages import import_tensorrt
 
-__all__ = ["TorchRunner", "OnnxRuntimeRunner", "TensorRTRunner", "import_tensorrt"]
-
-
-def import_tensorrt():
-    """The ``tensorrt`` module, or :class:`BackendUnavailableError` saying how to get it."""
-    try:
-        import tensorrt
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            "tensorrt", "not installed (pip install 'tryon-engine[tensorrt]' on an NVIDIA GPU)"
-        ) from exc
-    return tensorrt
+__all__ = ["TorchRunner", "OnnxRuntimeRunner", "TensorRTRunner"]
 
 
 def _check(inputs: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]]) -> None:
@@ -55,7 +46,8 @@ def _check(inputs: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, .
 
 class TorchRunner:
     """Eager PyTorch on ``device``; ``frames`` fixes T like an exported graph does; ``precision``
-    ``"fp16"`` runs :class:`export.fp16.MixedPrecisionGenerator` (float32 in and out)."""
+    ``"fp16"`` runs :class:`engine.model.mixed_precision.MixedPrecisionGenerator` (float32 in and
+    out)."""
 
     name = "torch"
 
@@ -74,9 +66,6 @@ class TorchRunner:
         self.model = model.to(self.device).eval()
         cfg = model.config
         if precision == "fp16":
-            from export.fp16 import MixedPrecisionGenerator
-            from export.onnx_export import example_inputs
-
             calibration = {k: v.to(self.device) for k, v in example_inputs(model, frames).items()}
             self.model = MixedPrecisionGenerator(self.model, calibration).eval()
         self.input_shapes = {

@@ -1,0 +1,476 @@
+"""The garment warp: flat-lay garment -> warped cloth ``C`` on the body (thin-plate spline).
+
+Three steps, each reusable on its own so a runtime can cache the per-garment work:
+
+1. :func:`garment_keypoints` finds :data:`GARMENT_POINTS` on the garment's silhouette (once per
+   garment);
+2. :func:`body_anchor_points` gives the matching points on the body from the 18 keypoints (per
+   frame), with a confidence each;
+3. :func:`tps_grid` solves the thin-plate spline target -> source and evaluates it on the output
+   pixel grid; :func:`warp_garment` samples the garment with it.
+
+Sides: ``*_right`` is the wearer's right, which is the image's *left* for a front-facing flat-lay
+garment and a front-facing person (the convention of :mod:`engine.keypoints`).
+
+Pixel convention: as in :mod:`engine.inputs.pose_maps`, origin at the top-left pixel's corner, pixel
+``(row i, col j)`` has centre ``(j + 0.5, i + 0.5)``; returned garment landmarks are pixel centres.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.errors import InputError
+from engine.inputs.tryon_region import body_frame
+from engine.keypoints import check_keypoints, check_size
+
+__all__ = [
+    "BACKGROUND_DISTANCE",
+    "GARMENT_POINTS",
+    "body_anchor_points",
+    "garment_keypoints",
+    "garment_mask",
+    "tps_grid",
+    "warp_garment",
+]
+
+GARMENT_POINTS = (
+    "collar_right",
+    "collar_left",
+    "shoulder_right",
+    "shoulder_left",
+    "sleeve_right",
+    "sleeve_left",
+    "armpit_right",
+    "armpit_left",
+    "hem_right",
+    "hem_left",
+)
+NUM_GARMENT_POINTS = len(GARMENT_POINTS)
+
+BACKGROUND_DISTANCE = 0.12
+"""RGB (Euclidean, [0, 1] scale) distance from the background colour above which a pixel of an
+opaque (alpha all ones) garment image belongs to the garment."""
+
+_ALPHA_OPAQUE = 1.0 - 1e-3
+_CR, _CL, _SR, _SL, _VR, _VL, _AR, _AL, _HR, _HL = range(NUM_GARMENT_POINTS)
+_SLEEVES = (_VR, _VL)
+
+
+def _check_garment(garment: object, name: str = "garment") -> torch.Tensor:
+    expected = "a floating torch.Tensor of shape (4, Hg, Wg) (RGBA in [0, 1]) or (3, Hg, Wg)"
+    if (
+        not isinstance(garment, torch.Tensor)
+        or not garment.is_floating_point()
+        or garment.ndim != 3
+        or garment.shape[0] not in (3, 4)
+        or garment.shape[1] < 2
+        or garment.shape[2] < 2
+    ):
+        raise InputError(name, expected, garment)
+    return garment
+
+
+def _check_points(points: object, name: str, n: int | None = None) -> torch.Tensor:
+    expected = f"a floating torch.Tensor of shape ({n if n else 'N'}, 2)"
+    if (
+        not isinstance(points, torch.Tensor)
+        or not points.is_floating_point()
+        or points.ndim != 2
+        or points.shape[1] != 2
+        or (n is not None and points.shape[0] != n)
+        or points.shape[0] < 3
+        or not bool(torch.isfinite(points).all())
+    ):
+        raise InputError(name, expected + " with finite values, N >= 3", points)
+    return points
+
+
+def garment_mask(garment: torch.Tensor) -> torch.Tensor:
+    """The garment's alpha ``(Hg, Wg)`` float32 in [0, 1].
+
+    The alpha channel when it is not all ones; otherwise (an RGB image on a plain background, or a
+    3-channel garment) the background colour is the per-channel median of the border pixels and a
+    pixel is garment (1.0) when its RGB distance to it exceeds :data:`BACKGROUND_DISTANCE`, after
+    which only the largest connected component is kept and its holes are filled.
+    """
+    _check_garment(garment)
+    g = garment.detach().to("cpu", torch.float32)
+    if g.shape[0] == 4 and float(g[3].min()) < _ALPHA_OPAQUE:
+        return g[3].clamp(0.0, 1.0)
+    rgb = g[:3]
+    border = torch.cat([rgb[:, 0], rgb[:, -1], rgb[:, :, 0], rgb[:, :, -1]], dim=1)  # (3, n)
+    bg = border.median(dim=1).values  # (3,)
+    dist = (rgb - bg[:, None, None]).norm(dim=0)
+    mask = (dist > BACKGROUND_DISTANCE).numpy().astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return torch.zeros(g.shape[1:], dtype=torch.float32)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    mask = (labels == largest).astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(mask, contours, -1, 1, thickness=cv2.FILLED)
+    return torch.from_numpy(mask.astype(np.float32))
+
+
+def _landmarks(mask: np.ndarray) -> np.ndarray:
+    """Landmarks (10, 2) in pixel-index coordinates (col, row) of a binary uint8 mask."""
+    hg, wg = mask.shape
+    rows, cols = np.nonzero(mask)
+    y_top, y_bot = int(rows.min()), int(rows.max())
+    x_min, x_max = int(cols.min()), int(cols.max())
+    gh, gw = y_bot - y_top + 1, x_max - x_min + 1
+    # Centre column: centroid of the lower quarter (the torso, below the sleeves).
+    lower = rows >= y_top + 0.75 * gh
+    cx = float(cols[lower].mean())
+    cxi = int(round(cx))
+
+    # Top contour: first garment row of every column (hg where empty).
+    col_has = mask.any(axis=0)
+    top = np.where(col_has, mask.argmax(axis=0), hg)
+
+    # Hem: the run containing the centre column, a little above the lowest row of that column.
+    col_rows = np.nonzero(mask[:, cxi])[0]
+    if col_rows.size == 0:
+        cxi = int(cols[lower][np.argmin(np.abs(cols[lower] - cx))])
+        col_rows = np.nonzero(mask[:, cxi])[0]
+    yb = int(col_rows.max())
+    yh = max(y_top, yb - max(1, int(round(0.015 * gh))))
+    row = mask[yh]
+    left = cxi
+    while left > 0 and row[left - 1]:
+        left -= 1
+    right = cxi
+    while right < wg - 1 and row[right + 1]:
+        right += 1
+    bottom = np.where(col_has, hg - 1 - mask[::-1].argmax(axis=0), -1)
+    hem_r = (left, float(bottom[left]))
+    hem_l = (right, float(bottom[right]))
+
+    # Armpits: deepest convexity defect on each side, between the top and the hem.
+    armpit = [None, None]
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contour = max(contours, key=cv2.contourArea)
+    try:
+        hull = cv2.convexHull(contour, returnPoints=False)
+        defects = cv2.convexityDefects(contour, hull)
+    except cv2.error:
+        defects = None
+    if defects is not None:
+        best = [0.0, 0.0]
+        for _s, _e, f, depth in defects[:, 0]:
+            x, y = contour[f, 0]
+            if not (y_top + 0.08 * gh < y < yh - 0.05 * gh) or depth / 256.0 < 0.02 * gw:
+                continue
+            side = 0 if x < cx - 0.1 * gw else 1 if x > cx + 0.1 * gw else -1
+            if side >= 0 and depth > best[side]:
+                best[side], armpit[side] = depth, (float(x), float(y))
+    for side, hem_x in ((0, left), (1, right)):
+        if armpit[side] is None:  # no sleeve notch: the torso side at 35% of the height
+            armpit[side] = (float(hem_x), y_top + 0.35 * gh)
+
+    # Shoulders: the top contour above the armpit's column (torso side line extended up); for a
+    # sleeveless garment, the nearest column towards the centre that rises well above the armpit.
+    xs_all = np.arange(wg)
+    shoulders = []
+    for side in (0, 1):
+        ax, ay = armpit[side]
+        high = top < ay - 0.1 * gh
+        cand = (
+            high
+            & ((xs_all >= ax) if side == 0 else (xs_all <= ax))
+            & ((xs_all <= cx) if side == 0 else (xs_all >= cx))
+        )
+        if not cand.any():
+            cand = high
+        idx = np.nonzero(cand)[0]
+        if idx.size == 0:
+            shoulders.append((ax, float(y_top)))
+            continue
+        xs_ = int(idx[np.argmin(np.abs(idx - ax))])
+        shoulders.append((float(xs_), float(top[xs_])))
+
+    # Collars: the highest top-contour column on each side of the centre (ties: nearest the
+    # centre); when the neckline dip is shallow, 35% of the way from the centre to the shoulder.
+    collars = []
+    dip = top[cxi] if col_has[cxi] else hg
+    for side in (0, 1):
+        sx = shoulders[side][0]
+        lo, hi = (int(sx), cxi) if side == 0 else (cxi, int(sx))
+        idx = np.arange(lo, hi + 1)
+        idx = idx[col_has[idx]]
+        if idx.size == 0:
+            collars.append((cx, float(y_top)))
+            continue
+        tmin = top[idx].min()
+        ties = idx[top[idx] == tmin]
+        xc = int(ties[np.argmin(np.abs(ties - cx))])
+        if dip - tmin < 0.03 * gh:
+            xc = int(round(cx + 0.35 * (sx - cx)))
+            xc = min(max(xc, 0), wg - 1)
+        collars.append((float(xc), float(top[xc] if col_has[xc] else tmin)))
+
+    # Sleeve ends: pixels outside the torso side line (beyond the armpit and hem-corner columns,
+    # above the hem); the mean of those farthest along the sleeve axis (root -> sleeve centroid).
+    # No sleeve: the sleeve root (midpoint of shoulder and armpit).
+    sleeves = []
+    area = rows.size
+    for side in (0, 1):
+        ax, ay = armpit[side]
+        sx, sy = shoulders[side]
+        root = np.array([(ax + sx) / 2, (ay + sy) / 2])
+        hem_x = hem_r[0] if side == 0 else hem_l[0]
+        outside = (cols < min(ax, hem_x) - 1) if side == 0 else (cols > max(ax, hem_x) + 1)
+        outside &= rows <= yh
+        if outside.sum() < 0.01 * area:
+            sleeves.append(tuple(root))
+            continue
+        pts = np.stack([cols[outside], rows[outside]], axis=1).astype(np.float64)
+        axis = pts.mean(axis=0) - root
+        norm = np.linalg.norm(axis)
+        if norm < 1e-6:
+            sleeves.append(tuple(root))
+            continue
+        proj = (pts - root) @ (axis / norm)
+        far = pts[proj >= proj.max() - max(1.0, 0.04 * gw)]
+        sleeves.append(tuple(far.mean(axis=0)))
+
+    out = np.zeros((NUM_GARMENT_POINTS, 2), dtype=np.float64)
+    out[_CR], out[_CL] = collars
+    out[_SR], out[_SL] = shoulders
+    out[_VR], out[_VL] = sleeves
+    out[_AR], out[_AL] = armpit
+    out[_HR], out[_HL] = hem_r, hem_l
+    return out
+
+
+def garment_keypoints(garment: torch.Tensor) -> torch.Tensor:
+    """Find :data:`GARMENT_POINTS` on a flat-lay front view of an upper-body garment.
+
+    Args:
+        garment: ``(4, Hg, Wg)`` RGBA float in [0, 1] (alpha marks the garment); with alpha all
+            ones, or ``(3, Hg, Wg)`` RGB, the mask comes from the background colour
+            (:func:`garment_mask`).
+
+    Returns:
+        ``(10, 2)`` float32 pixel coordinates (pixel centres, see the module docstring), on CPU.
+
+    The silhouette rules (for t-shirt, shirt, sweater and sleeveless shapes, sleeves spread out):
+    hem corners = ends of the row run through the centre column, 1.5% of the garment height above
+    its lowest pixel; armpits = deepest concave corner (convexity defect) on each side between
+    the top and the hem; shoulders = top of the column above each armpit (the torso side line
+    extended up); collars = highest top-contour points on each side of the neckline, nearest the
+    centre; sleeve ends = centre of the pixels farthest out along each sleeve's axis.
+
+    Raises:
+        InputError: ``garment`` is malformed, or its mask is empty.
+    """
+    _check_garment(garment)
+    mask = (garment_mask(garment) > 0.5).numpy().astype(np.uint8)
+    if mask.sum() < 16:
+        raise InputError("garment", "an image containing a garment (non-empty mask)", garment)
+    pts = _landmarks(mask) + 0.5
+    return torch.from_numpy(pts.astype(np.float32))
+
+
+def body_anchor_points(
+    keypoints: torch.Tensor, *, height: int | None = None, sleeve_fraction: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target points on the body for :data:`GARMENT_POINTS`, with a confidence each.
+
+    With ``sw`` the shoulder width, ``u`` the unit vector right -> left shoulder and ``d`` the
+    body axis (:func:`engine.inputs.tryon_region.body_frame`, whose rules for missing shoulders and
+    hips apply:
+    hips missing -> extrapolated along the body axis, up to the frame bottom when ``height`` is
+    given):
+
+    * collars: ``neck -/+ 0.17 sw u - 0.03 sw d``;
+    * shoulders: the shoulder keypoints pushed out by ``0.05 sw``;
+    * sleeve ends: ``shoulder + sleeve_fraction * (elbow - shoulder)`` (confidence 0 when the
+      elbow is missing: the warp then ignores them);
+    * armpits: ``shoulder + 0.08 sw u_inward + 0.45 sw d``;
+    * hem corners: the hips pushed out by ``0.12 sw``.
+
+    Args:
+        keypoints: ``(18, 3)`` or ``(T, 18, 3)`` pose in pixels.
+        height: the image height (limits the hip extrapolation); ``None`` = unlimited.
+        sleeve_fraction: where the sleeve ends lie between shoulder (0) and elbow (1).
+
+    Returns:
+        ``points`` ``(10, 2)`` (or ``(T, 10, 2)``) float32 pixels and ``confidence`` ``(10,)``
+        (or ``(T, 10)``) float32 in [0, 1]; all-zero confidence when no person is found.
+    """
+    check_keypoints(keypoints, max_ndim=3)
+    if height is not None:
+        height = check_size(height, "height")
+    if (
+        isinstance(sleeve_fraction, bool)
+        or not isinstance(sleeve_fraction, (int, float))
+        or not math.isfinite(sleeve_fraction)
+    ):
+        raise InputError("sleeve_fraction", "a finite float", sleeve_fraction)
+    batched = keypoints.ndim == 3
+    bf = body_frame(keypoints.reshape(-1, 18, 3), height if height is not None else 10**9)
+    sw = bf.shoulder_width[:, None]
+    u, d = bf.across, bf.down
+    rs, ls = bf.r_shoulder, bf.l_shoulder
+    pts = [
+        bf.neck - 0.17 * sw * u - 0.03 * sw * d,
+        bf.neck + 0.17 * sw * u - 0.03 * sw * d,
+        rs - 0.05 * sw * u,
+        ls + 0.05 * sw * u,
+        rs + sleeve_fraction * (bf.r_elbow - rs),
+        ls + sleeve_fraction * (bf.l_elbow - ls),
+        rs + 0.08 * sw * u + 0.45 * sw * d,
+        ls - 0.08 * sw * u + 0.45 * sw * d,
+        bf.r_hip - 0.12 * sw * u,
+        bf.l_hip + 0.12 * sw * u,
+    ]
+    cs, ch, ce = bf.conf_shoulder, bf.conf_hip, bf.conf_elbow
+    conf = [bf.conf_neck, bf.conf_neck, cs[:, 0], cs[:, 1], ce[:, 0], ce[:, 1]]
+    conf += [cs[:, 0], cs[:, 1], ch[:, 0], ch[:, 1]]
+    points = torch.stack(pts, dim=1)  # (B, 10, 2)
+    confidence = torch.stack(conf, dim=1).clamp(0.0, 1.0)  # (B, 10)
+    if not batched:
+        return points[0], confidence[0]
+    return points, confidence
+
+
+def _tps_kernel(r2: torch.Tensor) -> torch.Tensor:
+    """Thin-plate radial basis ``U = r^2 log r^2`` (0 at r = 0)."""
+    return r2 * torch.log(r2.clamp_min(1e-20))
+
+
+def tps_grid(
+    source_points: torch.Tensor,
+    target_points: torch.Tensor,
+    height: int,
+    width: int,
+    src_height: int,
+    src_width: int,
+    *,
+    regularization: float = 1e-4,
+) -> torch.Tensor:
+    """The sampling grid of the thin-plate spline that maps target points onto source points.
+
+    The spline ``f: R^2 -> R^2`` (affine part plus ``sum_i w_i U(|p - t_i|)``, ``U = r^2 log r^2``)
+    is fitted in float64 on normalized coordinates (``x / width * 2 - 1`` for the target,
+    ``x / src_width * 2 - 1`` for the source) so that ``f(t_i) ~ s_i``, with ``regularization``
+    added to the kernel diagonal (0 interpolates exactly; larger is smoother). It is evaluated at
+    the output pixel centres.
+
+    Args:
+        source_points: ``(N, 2)`` pixels in the source (garment) image, N >= 3, not collinear.
+        target_points: ``(N, 2)`` matching pixels in the output image.
+        height, width: output size; src_height, src_width: source image size.
+        regularization: >= 0.
+
+    Returns:
+        ``(1, height, width, 2)`` float32 grid for ``grid_sample(..., align_corners=False)``, on
+        ``target_points.device``.
+    """
+    _check_points(source_points, "source_points")
+    _check_points(target_points, "target_points", source_points.shape[0])
+    height, width = check_size(height, "height"), check_size(width, "width")
+    src_height = check_size(src_height, "src_height")
+    src_width = check_size(src_width, "src_width")
+    if (
+        isinstance(regularization, bool)
+        or not isinstance(regularization, (int, float))
+        or not math.isfinite(regularization)
+        or regularization < 0
+    ):
+        raise InputError("regularization", "a finite float >= 0", regularization)
+    device = target_points.device
+    f64 = torch.float64
+    t_scale = torch.tensor([2.0 / width, 2.0 / height], dtype=f64, device=device)
+    s_scale = torch.tensor([2.0 / src_width, 2.0 / src_height], dtype=f64, device=device)
+    t = target_points.to(device, f64) * t_scale - 1.0  # (N, 2)
+    s = source_points.to(device, f64) * s_scale - 1.0
+    n = t.shape[0]
+    eye = torch.eye(n, dtype=f64, device=device)
+    k = _tps_kernel(torch.cdist(t, t) ** 2) + regularization * eye
+    p = torch.cat([torch.ones(n, 1, dtype=f64, device=device), t], dim=1)  # (N, 3)
+    system = torch.zeros(n + 3, n + 3, dtype=f64, device=device)
+    system[:n, :n], system[:n, n:], system[n:, :n] = k, p, p.T
+    rhs = torch.zeros(n + 3, 2, dtype=f64, device=device)
+    rhs[:n] = s
+    coef = torch.linalg.lstsq(system, rhs).solution  # (N + 3, 2)
+
+    # Evaluate in float32 (coordinates are normalized to [-1, 1]); r^2 is separable in x and y.
+    f32 = torch.float32
+    tc, coef = t.to(f32), coef.to(f32)
+    gx = (torch.arange(width, dtype=f32, device=device) + 0.5) * (2.0 / width) - 1.0  # (W,)
+    gy = (torch.arange(height, dtype=f32, device=device) + 0.5) * (2.0 / height) - 1.0  # (H,)
+    dx2 = (gx[:, None] - tc[:, 0]) ** 2  # (W, N)
+    dy2 = (gy[:, None] - tc[:, 1]) ** 2  # (H, N)
+    u = _tps_kernel(dy2[:, None, :] + dx2[None, :, :])  # (H, W, N)
+    out = u @ coef[:n]  # (H, W, 2)
+    out += coef[n] + gx[None, :, None] * coef[n + 1] + gy[:, None, None] * coef[n + 2]
+    return out[None]  # (1, H, W, 2)
+
+
+def warp_garment(
+    garment: torch.Tensor,
+    garment_points: torch.Tensor,
+    keypoints: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    sleeve_fraction: float = 0.5,
+    regularization: float = 1e-4,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp a flat-lay garment onto the body (thin-plate spline, bilinear, zero padding).
+
+    The TPS control points are the garment landmarks whose body anchor has confidence > 0
+    (:func:`body_anchor_points`); sleeve ends are also dropped when the garment has no sleeve
+    (sleeve end within 5% of the shoulder width from its sleeve root).
+
+    Args:
+        garment: ``(4, Hg, Wg)`` RGBA (or ``(3, Hg, Wg)``) float in [0, 1].
+        garment_points: ``(10, 2)`` landmarks from :func:`garment_keypoints`.
+        keypoints: ``(18, 3)`` pose in pixels of the ``height x width`` output.
+        height, width: output size.
+
+    Returns:
+        ``cloth`` ``(3, height, width)`` float32: RGB multiplied by the warped mask (0 outside the
+        garment); ``cloth_mask`` ``(1, height, width)`` float32 in [0, 1]: the warped alpha
+        (:func:`garment_mask`). Both all zero when the body has too few keypoints.
+    """
+    _check_garment(garment)
+    _check_points(garment_points, "garment_points", NUM_GARMENT_POINTS)
+    check_keypoints(keypoints, max_ndim=2)
+    height, width = check_size(height, "height"), check_size(width, "width")
+    device = keypoints.device
+    cloth = torch.zeros(3, height, width, device=device)
+    cloth_mask = torch.zeros(1, height, width, device=device)
+
+    targets, conf = body_anchor_points(keypoints, height=height, sleeve_fraction=sleeve_fraction)
+    use = conf > 0
+    gp = garment_points.to(device, torch.float32)
+    g_sw = float((gp[_SL] - gp[_SR]).norm())
+    for sleeve, shoulder, armpit in ((_VR, _SR, _AR), (_VL, _SL, _AL)):
+        root = 0.5 * (gp[shoulder] + gp[armpit])
+        if float((gp[sleeve] - root).norm()) < 0.05 * max(g_sw, 1.0):
+            use[sleeve] = False
+    if int(use.sum()) < 3:
+        return cloth, cloth_mask
+    src, tgt = gp[use], targets[use]
+    # The affine part needs 3 non-collinear target points.
+    centred = tgt - tgt.mean(dim=0)
+    if float(torch.linalg.matrix_rank(centred.to(torch.float64), atol=1e-3)) < 2:
+        return cloth, cloth_mask
+
+    hg, wg = garment.shape[1:]
+    grid = tps_grid(src, tgt, height, width, hg, wg, regularization=regularization)
+    alpha = garment_mask(garment).to(device)
+    rgba = torch.cat([garment[:3].to(device, torch.float32) * alpha, alpha[None]], dim=0)
+    warped = F.grid_sample(
+        rgba[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )[0]  # (4, H, W)
+    return warped[:3].clamp(0.0, 1.0), warped[3:].clamp(0.0, 1.0)

@@ -1,0 +1,345 @@
+"""The try-on region (the upper-body garment area to regenerate) and the background input ``A``.
+
+Body geometry, shared with :mod:`engine.inputs.garment` (:func:`body_frame`). All lengths are
+relative to the shoulder width ``sw`` (distance between the two shoulder keypoints):
+
+* **Shoulders.** Both present: used as they are. One missing: the present one is point-mirrored
+  through the neck (``missing = 2 * neck - present``). Both missing, or one missing with no neck,
+  or ``sw < 2 px``: no person (the region is all zeros).
+* **Neck.** The neck keypoint, or the shoulders' midpoint when it is missing.
+* **Body axis** (unit vector ``down``): from the shoulders' midpoint towards the hips' midpoint
+  when both hips are present, otherwise perpendicular to the shoulder line, pointing down the
+  image (people are assumed upright).
+* **Hips.** Both present: used as they are. One present: the other is that hip moved along the
+  shoulder line by ``HIP_WIDTH_RATIO * sw``. Both missing (webcam framing): the torso is extended
+  from the shoulders along ``down`` by ``min(TORSO_LENGTH_RATIO * sw, distance to the frame
+  bottom)`` (so it stops at the frame bottom or 1.6 shoulder widths below the shoulders, whichever
+  comes first), keeping the shoulders' width.
+
+The region is the union of (in pixels, tested at pixel centres, see :mod:`engine.inputs.pose_maps`):
+
+* the torso polygon (right shoulder, left shoulder, left hip, right hip; even-odd rule) dilated by
+  ``dilate * sw`` (default 0.1 shoulder widths);
+* the upper arms: capsules shoulder -> elbow of radius ``(ARM_RADIUS_RATIO + dilate) * sw`` (only
+  when the elbow is present; forearms are never part of the region);
+* the neck base: a disk around the neck of radius ``(NECK_RADIUS_RATIO + dilate) * sw``.
+
+The mask is binary (0.0 or 1.0) float32.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from engine.errors import InputError
+from engine.keypoints import KEYPOINT_INDEX, check_keypoints, check_size, present_keypoints
+
+__all__ = [
+    "ARM_RADIUS_RATIO",
+    "HIP_WIDTH_RATIO",
+    "NECK_RADIUS_RATIO",
+    "TORSO_LENGTH_RATIO",
+    "BodyFrame",
+    "body_frame",
+    "make_background",
+    "tryon_region",
+]
+
+TORSO_LENGTH_RATIO = 1.6
+HIP_WIDTH_RATIO = 0.8
+ARM_RADIUS_RATIO = 0.15
+NECK_RADIUS_RATIO = 0.2
+MIN_SHOULDER_WIDTH = 2.0
+
+_NECK = KEYPOINT_INDEX["neck"]
+_RS, _RE = KEYPOINT_INDEX["right_shoulder"], KEYPOINT_INDEX["right_elbow"]
+_LS, _LE = KEYPOINT_INDEX["left_shoulder"], KEYPOINT_INDEX["left_elbow"]
+_RH, _LH = KEYPOINT_INDEX["right_hip"], KEYPOINT_INDEX["left_hip"]
+
+
+class BodyFrame(NamedTuple):
+    """Upper-body geometry per pose; every tensor has a leading batch dim ``B``.
+
+    Points are ``(B, 2)`` float32 pixels; flags are ``(B,)`` bool; ``conf`` fields are the
+    keypoint confidences (0 where absent) with derived points at half their sources' confidence.
+    """
+
+    valid: torch.Tensor  # (B,) a person was found
+    neck: torch.Tensor
+    r_shoulder: torch.Tensor
+    l_shoulder: torch.Tensor
+    r_hip: torch.Tensor
+    l_hip: torch.Tensor
+    r_elbow: torch.Tensor
+    l_elbow: torch.Tensor
+    shoulder_width: torch.Tensor  # (B,)
+    down: torch.Tensor  # (B, 2) unit body axis
+    across: torch.Tensor  # (B, 2) unit vector right shoulder -> left shoulder
+    conf_shoulder: torch.Tensor  # (B, 2) right, left
+    conf_hip: torch.Tensor  # (B, 2)
+    conf_elbow: torch.Tensor  # (B, 2)
+    conf_neck: torch.Tensor  # (B,)
+
+
+def body_frame(keypoints: torch.Tensor, height: int) -> BodyFrame:
+    """The geometry of the module docstring for ``(B, 18, 3)`` keypoints (no validation)."""
+    kp = keypoints.to(torch.float32)
+    present = present_keypoints(kp)  # (B, 18)
+    conf = torch.where(present, kp[..., 2], torch.zeros_like(kp[..., 2]))
+    xy = torch.where(present[..., None], kp[..., :2], torch.zeros_like(kp[..., :2]))
+    p = present
+
+    def pick(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.where(mask[:, None], a, b)
+
+    rs, ls, neck_kp = xy[:, _RS], xy[:, _LS], xy[:, _NECK]
+    has_rs, has_ls, has_neck = p[:, _RS], p[:, _LS], p[:, _NECK]
+    both = has_rs & has_ls
+    # Neck: keypoint, else shoulders' midpoint (only meaningful when both shoulders exist).
+    neck = pick(has_neck, neck_kp, 0.5 * (rs + ls))
+    # Mirror a missing shoulder through the neck keypoint.
+    rs_full = pick(has_rs, rs, 2 * neck_kp - ls)
+    ls_full = pick(has_ls, ls, 2 * neck_kp - rs)
+    valid = both | (has_neck & (has_rs | has_ls))
+    across_vec = ls_full - rs_full
+    sw = across_vec.norm(dim=-1)
+    valid = valid & (sw >= MIN_SHOULDER_WIDTH)
+    across = across_vec / sw.clamp_min(1e-6)[:, None]
+
+    mid_s = 0.5 * (rs_full + ls_full)
+    rh, lh = xy[:, _RH], xy[:, _LH]
+    has_rh, has_lh = p[:, _RH], p[:, _LH]
+    both_hips = has_rh & has_lh
+    # Down axis: towards the hips' midpoint, else perpendicular to the shoulders, pointing down.
+    perp = torch.stack([-across[:, 1], across[:, 0]], dim=-1)
+    perp = torch.where(perp[:, 1:2] < 0, -perp, perp)
+    to_hips = 0.5 * (rh + lh) - mid_s
+    to_hips_len = to_hips.norm(dim=-1)
+    use_hips = both_hips & (to_hips_len > 1e-3)
+    down = pick(use_hips, to_hips / to_hips_len.clamp_min(1e-6)[:, None], perp)
+
+    hip_offset = HIP_WIDTH_RATIO * sw[:, None] * across
+    # No hips: extend by min(1.6 sw, distance to the frame bottom along `down`).
+    dy = down[:, 1]
+    to_bottom = torch.where(
+        dy > 1e-6, (float(height) - mid_s[:, 1]) / dy.clamp_min(1e-6), torch.full_like(dy, 1e9)
+    ).clamp_min(0.0)
+    length = torch.minimum(TORSO_LENGTH_RATIO * sw, to_bottom)[:, None]
+    rh_none, lh_none = rs_full + length * down, ls_full + length * down
+    rh_full = torch.where(
+        has_rh[:, None], rh, torch.where(has_lh[:, None], lh - hip_offset, rh_none)
+    )
+    lh_full = torch.where(
+        has_lh[:, None], lh, torch.where(has_rh[:, None], rh + hip_offset, lh_none)
+    )
+
+    c = conf
+    cs = torch.stack(
+        [
+            torch.where(has_rs, c[:, _RS], 0.5 * torch.minimum(c[:, _LS], c[:, _NECK])),
+            torch.where(has_ls, c[:, _LS], 0.5 * torch.minimum(c[:, _RS], c[:, _NECK])),
+        ],
+        dim=-1,
+    )
+    base = 0.5 * cs.min(dim=-1).values
+    ch = torch.stack(
+        [
+            torch.where(has_rh, c[:, _RH], torch.where(has_lh, 0.5 * c[:, _LH], base)),
+            torch.where(has_lh, c[:, _LH], torch.where(has_rh, 0.5 * c[:, _RH], base)),
+        ],
+        dim=-1,
+    )
+    ce = torch.stack([torch.minimum(c[:, _RE], cs[:, 0]), torch.minimum(c[:, _LE], cs[:, 1])], -1)
+    cn = torch.where(has_neck, c[:, _NECK], 0.5 * cs.min(dim=-1).values)
+    v = valid.to(torch.float32)
+    return BodyFrame(
+        valid=valid,
+        neck=neck,
+        r_shoulder=rs_full,
+        l_shoulder=ls_full,
+        r_hip=rh_full,
+        l_hip=lh_full,
+        r_elbow=xy[:, _RE],
+        l_elbow=xy[:, _LE],
+        shoulder_width=sw,
+        down=down,
+        across=across,
+        conf_shoulder=cs * v[:, None],
+        conf_hip=ch * v[:, None],
+        conf_elbow=ce * v[:, None],
+        conf_neck=cn * v,
+    )
+
+
+def _segment_dist2(xs: torch.Tensor, ys: torch.Tensor, a: torch.Tensor, b: torch.Tensor):
+    """Squared distance of pixel centres to segments ``a -> b`` ``(B, S, 2)``: ``(B, S, H, W)``."""
+    ab = b - a
+    len2 = (ab * ab).sum(-1).clamp_min(1e-12)[..., None, None]
+    apx = (xs - a[..., 0:1])[..., None, :]  # (B, S, 1, W)
+    apy = (ys - a[..., 1:2])[..., :, None]  # (B, S, H, 1)
+    abx, aby = ab[..., 0, None, None], ab[..., 1, None, None]
+    t = ((apx * abx + apy * aby) / len2).clamp(0.0, 1.0)
+    dx, dy = apx - t * abx, apy - t * aby
+    return dx * dx + dy * dy
+
+
+def _inside_polygon(xs: torch.Tensor, ys: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
+    """Even-odd point-in-polygon for ``(B, N, 2)`` vertices at pixel centres: ``(B, H, W)``."""
+    a, b = poly, torch.roll(poly, -1, dims=1)
+    ax, ay = a[..., 0, None, None], a[..., 1, None, None]  # (B, N, 1, 1)
+    bx, by = b[..., 0, None, None], b[..., 1, None, None]
+    y = ys[:, None]  # (H, 1)
+    straddles = (ay > y) != (by > y)  # (B, N, H, 1)
+    denom = torch.where(by == ay, torch.ones_like(by), by - ay)
+    x_cross = ax + (y - ay) * (bx - ax) / denom  # (B, N, H, 1)
+    crossings = straddles & (xs < x_cross)  # (B, N, H, W)
+    return crossings.sum(dim=1) % 2 == 1
+
+
+def _check_dilate(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(name, "a finite float >= 0", value)
+    if value < 0:
+        raise InputError(name, "a finite float >= 0", value)
+    return float(value)
+
+
+def tryon_region(
+    keypoints: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    person_mask: torch.Tensor | None = None,
+    dilate: float = 0.1,
+    mask_dilate_px: int | None = None,
+) -> torch.Tensor:
+    """The binary mask of the upper-body garment region (see the module docstring).
+
+    Args:
+        keypoints: ``(18, 3)`` or ``(T, 18, 3)`` floating pose(s) in pixels of the image.
+        height, width: image size (positive ints).
+        person_mask: optional ``(H, W)`` (or ``(T, H, W)``) person mask in [0, 1]; the region is
+            intersected with it, binarized at 0.5 and dilated by ``mask_dilate_px`` pixels.
+        dilate: dilation of the torso, upper arms and neck, in shoulder widths (>= 0).
+        mask_dilate_px: dilation of ``person_mask`` in pixels; default
+            ``max(1, round(height / 64))``.
+
+    Returns:
+        ``(height, width)`` (or ``(T, height, width)``) float32 of 0.0 / 1.0 on
+        ``keypoints.device``; all zeros where no person is found.
+    """
+    check_keypoints(keypoints, max_ndim=3)
+    height = check_size(height, "height")
+    width = check_size(width, "width")
+    dilate = _check_dilate(dilate, "dilate")
+    batched = keypoints.ndim == 3
+    n = keypoints.shape[0] if batched else 1
+    if person_mask is not None:
+        ok_shapes = [(height, width), (n, height, width), (n, 1, height, width)]
+        if not isinstance(person_mask, torch.Tensor) or tuple(person_mask.shape) not in ok_shapes:
+            expected = f"None or a tensor of shape {ok_shapes[0]} (or {ok_shapes[1]})"
+            raise InputError("person_mask", expected, person_mask)
+    if mask_dilate_px is None:
+        mask_dilate_px = max(1, round(height / 64))
+    elif (
+        isinstance(mask_dilate_px, bool)
+        or not isinstance(mask_dilate_px, int)
+        or mask_dilate_px < 0
+    ):
+        raise InputError("mask_dilate_px", "an int >= 0 or None", mask_dilate_px)
+
+    kp = keypoints.reshape(-1, 18, 3)
+    bf = body_frame(kp, height)
+    device = kp.device
+    xs = torch.arange(width, device=device, dtype=torch.float32) + 0.5
+    ys = torch.arange(height, device=device, dtype=torch.float32) + 0.5
+    sw = bf.shoulder_width  # (B,)
+
+    poly = torch.stack([bf.r_shoulder, bf.l_shoulder, bf.l_hip, bf.r_hip], dim=1)  # (B, 4, 2)
+    # Segments: 4 torso edges, 2 upper arms, the neck (a point); radius per segment.
+    a = torch.cat([poly, bf.r_shoulder[:, None], bf.l_shoulder[:, None], bf.neck[:, None]], 1)
+    b = torch.cat([torch.roll(poly, -1, dims=1), bf.r_elbow[:, None], bf.l_elbow[:, None]], 1)
+    b = torch.cat([b, bf.neck[:, None]], 1)  # (B, 7, 2)
+    ratios = torch.tensor(
+        [dilate] * 4 + [ARM_RADIUS_RATIO + dilate] * 2 + [NECK_RADIUS_RATIO + dilate],
+        device=device,
+    )
+    radius = ratios * sw[:, None]  # (B, 7)
+    use = torch.ones_like(radius, dtype=torch.bool)
+    use[:, 4:6] = bf.conf_elbow > 0
+    # Evaluate only inside each pose's bounding box (all shapes plus their radii): one small
+    # vectorized block per pose.
+    r_max = (radius * use).amax(dim=1)  # (B,)
+    ends = torch.cat([a, b], dim=1)  # (B, 14, 2)
+    ends = torch.where(use.repeat(1, 2)[..., None], ends, a[:, :1].expand_as(ends))
+    lo = (ends.amin(dim=1) - r_max[:, None]).clamp(-1.0, 1e7).floor().to(torch.int64)
+    hi = (ends.amax(dim=1) + r_max[:, None]).clamp(-1.0, 1e7).ceil().to(torch.int64) + 1
+    lo_x, lo_y = lo[:, 0].clamp(0, width), lo[:, 1].clamp(0, height)
+    hi_x, hi_y = hi[:, 0].clamp(0, width), hi[:, 1].clamp(0, height)
+    boxes = torch.stack([lo_x, hi_x, lo_y, hi_y], dim=-1).tolist()
+    valid = bf.valid.tolist()
+    out = torch.zeros(kp.shape[0], height, width, device=device)
+    for i, (x0, x1, y0, y1) in enumerate(boxes):
+        if not valid[i] or x1 <= x0 or y1 <= y0:
+            continue
+        cx, cy = xs[x0:x1], ys[y0:y1]
+        inside = _inside_polygon(cx, cy, poly[i : i + 1])  # (1, h, w)
+        d2 = _segment_dist2(cx, cy, a[i : i + 1], b[i : i + 1])  # (1, 7, h, w)
+        r2 = (radius[i] * radius[i])[:, None, None]
+        near = ((d2[0] <= r2) & use[i, :, None, None]).any(dim=0)
+        out[i, y0:y1, x0:x1] = (inside[0] | near).to(torch.float32)
+
+    if person_mask is not None:
+        pm = person_mask.to(device=device, dtype=torch.float32).reshape(-1, 1, height, width)
+        pm = (pm > 0.5).to(torch.float32)
+        if mask_dilate_px > 0:
+            k = 2 * mask_dilate_px + 1
+            pm = F.max_pool2d(pm, k, stride=1, padding=mask_dilate_px)
+        out = out * pm[:, 0]
+    return out if batched else out[0]
+
+
+def make_background(
+    frame: torch.Tensor, region: torch.Tensor, *, fill: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The background input ``A`` and the background mask ``M_a``.
+
+    Args:
+        frame: ``(3, H, W)`` or ``(T, 3, H, W)`` floating image(s) in [0, 1].
+        region: try-on region ``(H, W)``, ``(1, H, W)``, ``(T, H, W)`` or ``(T, 1, H, W)``; a
+            pixel is inside where ``region > 0.5``. A single region applies to every frame.
+        fill: the constant written into the region (finite float).
+
+    Returns:
+        ``background``: ``frame`` (same dtype) with the region pixels set to ``fill``;
+        ``background_mask``: ``(1, H, W)`` or ``(T, 1, H, W)`` float32, 1 = keep the background
+        pixel, 0 = inside the try-on region (exactly the complement of the region).
+    """
+    expected_frame = "a floating tensor of shape (3, H, W) or (T, 3, H, W)"
+    if (
+        not isinstance(frame, torch.Tensor)
+        or not frame.is_floating_point()
+        or frame.ndim not in (3, 4)
+        or frame.shape[-3] != 3
+    ):
+        raise InputError("frame", expected_frame, frame)
+    h, w = frame.shape[-2:]
+    t = frame.shape[0] if frame.ndim == 4 else 1
+    shapes = [(h, w), (1, h, w), (1, 1, h, w)]
+    if frame.ndim == 4:
+        shapes += [(t, h, w), (t, 1, h, w)]
+    if not isinstance(region, torch.Tensor) or tuple(region.shape) not in shapes:
+        raise InputError("region", f"a tensor of shape one of {shapes}", region)
+    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not math.isfinite(fill):
+        raise InputError("fill", "a finite float", fill)
+
+    inside = region.to(frame.device).reshape(-1, 1, h, w) > 0.5  # (1 or T, 1, H, W)
+    if frame.ndim == 3:
+        inside = inside[0]  # (1, H, W)
+    background = frame.masked_fill(inside, float(fill))
+    mask = (~inside).to(torch.float32).expand(*frame.shape[:-3], 1, h, w).contiguous()
+    return background, mask

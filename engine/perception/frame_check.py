@@ -1,0 +1,24 @@
+"""What the engine accepts as a frame: an (H, W, 3) uint8 RGB numpy array."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.errors import InputError
+
+__all__ = ["check_frame"]
+
+
+def check_frame(frame: object) -> np.ndarray:
+    """``frame`` itself when it is an (H, W, 3) uint8 RGB numpy array with H, W >= 1, else
+    :class:`InputError` naming ``frame``."""
+    if (
+        not isinstance(frame, np.ndarray)
+        or frame.dtype != np.uint8
+        or frame.ndim != 3
+        or frame.shape[2] != 3
+        or frame.shape[0] < 1
+        or frame.shape[1] < 1
+    ):
+        raise InputError("frame", "a non-empty HxWx3 uint8 RGB numpy array", frame)
+    return frame

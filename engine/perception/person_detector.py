@@ -1,0 +1,382 @@
+"""Per-frame person perception for the runtime: 18 body keypoints and a person mask, via mediapipe.
+
+:class:`PersonDetector` wraps mediapipe's legacy *solutions* graphs, whose models ship inside the
+mediapipe 0.10.21 wheel (nothing is downloaded):
+
+* **Pose**: ``mediapipe.solutions.pose.Pose`` in video mode (``static_image_mode=False``: the
+  person detector runs only until a person is found, then the landmark model tracks its region of
+  interest from frame to frame). Only ``model_complexity=1`` (``pose_landmark_full.tflite``) is
+  in the wheel; 0 (lite) and 2 (heavy) are accepted only where their model file was installed by
+  hand next to it, since mediapipe would otherwise try to download it.
+* **Segmentation**: by default the pose graph's own segmentation output (``enable_segmentation``):
+  the full landmark model has a mask head, so the mask costs a fraction of a separate
+  ``selfie_segmentation`` pass (figures: ``bench/results/design-measurements.md``).
+  ``segmentation="selfie"`` uses the landscape selfie model instead (a mask
+  even when no pose is found); ``"none"`` skips the mask.
+
+**Keypoints.** BlazePose's 33 landmarks map to the 18 OpenPose keypoints of :mod:`engine.keypoints`
+(mediapipe's "left"/"right" are the person's own sides, as in this engine):
+nose 0, right/left shoulder 12/11, elbow 14/13, wrist 16/15, hip 24/23, knee 26/25, ankle 28/27,
+right/left eye 5/2, right/left ear 8/7; the neck is the midpoint of the two shoulders with the
+smaller of their two confidences. Coordinates are pixels of the frame (mediapipe's normalized
+``x * W``, ``y * H``; origin at the top-left corner). The confidence is the landmark's
+``visibility`` (mediapipe's sigmoid score that the point is visible, in [0, 1]), except that a
+point outside the frame (``x < 0``, ``x >= W``, ``y < 0`` or ``y >= H``; mediapipe extrapolates
+off-frame body parts, e.g. hips and knees under a webcam's bottom edge) gets confidence 0, the
+convention of the training data (:mod:`engine.training.synthetic`), so the region builder's rules
+for missing points apply. Points with confidence below :data:`engine.keypoints.CONFIDENCE_MIN` are
+missing for every consumer.
+
+**Smoothing** (``smoothing=True``): a :class:`engine.perception.one_euro.OneEuroFilter` per
+coordinate, on
+coordinates divided by the frame height (so ``beta`` does not depend on the resolution), driven
+by the caller's timestamps; a keypoint that goes missing restarts its track when it comes back, a
+frame with no person or a new frame size restarts all of them. mediapipe's own landmark
+smoothing is off (``smooth_landmarks=False``) so the two do not stack; its mask smoothing (a blend
+with the previous mask) follows ``smoothing``. The defaults (``min_cutoff`` 1 Hz, ``beta`` 10 per
+frame-height/s) were chosen on the bundled clip, whose true motion is known
+(:func:`engine.sample_media.sample_clip_camera`); the jitter and drift they give, and the
+alternatives tried, are in ``bench/results/design-measurements.md``.
+
+**Downscaling** (``pose_max_height``, default 256): frames taller than that go to the graphs
+downscaled by an integer factor (640 x 480 -> 320 x 240). The landmark model sees a 256 x 256 crop
+around the person either way, so the keypoints barely change, but the pose graph's mask is
+computed and warped at the smaller size and upsampled here, which is what saves time. Integer
+factors keep OpenCV's area filter on its fast path.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from engine.errors import BackendUnavailableError, InputError, ModelLoadError
+from engine.keypoints import CONFIDENCE_MIN, KEYPOINT_INDEX, NUM_KEYPOINTS
+from engine.perception.frame_check import check_frame
+from engine.perception.one_euro import DEFAULT_DT_S, OneEuroFilter
+
+__all__ = [
+    "BLAZEPOSE_TO_OPENPOSE",
+    "DEFAULT_BETA",
+    "DEFAULT_D_CUTOFF",
+    "DEFAULT_MIN_CUTOFF",
+    "DEFAULT_POSE_MAX_HEIGHT",
+    "PersonDetection",
+    "PersonDetector",
+    "SEGMENTATION_MODES",
+    "blazepose_to_openpose",
+]
+
+BLAZEPOSE_TO_OPENPOSE = (0, -1, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7)
+"""For each of the 18 OpenPose keypoints, the BlazePose landmark index (-1: the neck, derived)."""
+
+_GATHER = np.array([max(i, 0) for i in BLAZEPOSE_TO_OPENPOSE])
+_NECK = KEYPOINT_INDEX["neck"]
+_OPENPOSE_RS, _OPENPOSE_LS = KEYPOINT_INDEX["right_shoulder"], KEYPOINT_INDEX["left_shoulder"]
+_NUM_BLAZEPOSE = 33
+
+DEFAULT_MIN_CUTOFF = 1.0
+"""One Euro cutoff at rest, Hz (see :mod:`engine.perception.one_euro`)."""
+DEFAULT_BETA = 10.0
+"""One Euro speed coefficient, per (frame heights per second)."""
+DEFAULT_D_CUTOFF = 1.0
+"""One Euro cutoff of the speed estimate, Hz."""
+DEFAULT_POSE_MAX_HEIGHT = 256
+"""Frames taller than this (pixels) are downscaled before the mediapipe graphs."""
+
+SEGMENTATION_MODES = ("pose", "selfie", "none")
+_POSE_MODELS = {
+    0: "pose_landmark_lite.tflite",
+    1: "pose_landmark_full.tflite",
+    2: "pose_landmark_heavy.tflite",
+}
+
+
+@dataclass(frozen=True)
+class PersonDetection:
+    """What :class:`PersonDetector` found in one frame.
+
+    Attributes:
+        keypoints: ``(18, 3)`` float32 ``(x px, y px, confidence)`` in the format of
+            :mod:`engine.keypoints`, or ``None`` when no person was found.
+        person_mask: ``(H, W)`` float32 in [0, 1] (1 = person) at the frame's size, or ``None``
+            (no person with ``segmentation="pose"``, or ``segmentation="none"``). A fresh array
+            the caller owns.
+        timings: milliseconds per stage: ``"pose"`` (the mediapipe pose graph, including the mask
+            head with ``segmentation="pose"``), ``"segmentation"`` (the selfie graph with
+            ``"selfie"``; otherwise only copying the mask out), ``"smoothing"`` (landmark mapping
+            and One Euro filter).
+    """
+
+    keypoints: np.ndarray | None
+    person_mask: np.ndarray | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def person_found(self) -> bool:
+        """Whether a person (a pose) was found in the frame."""
+        return self.keypoints is not None
+
+
+def blazepose_to_openpose(landmarks: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Map BlazePose landmarks to the 18 OpenPose keypoints (rules in the module docstring).
+
+    Args:
+        landmarks: ``(33, 3)`` real array of mediapipe's normalized ``(x, y, visibility)``.
+        height, width: the frame size in pixels (>= 1).
+
+    Returns:
+        ``(18, 3)`` float32 ``(x px, y px, confidence)``; confidence 0 outside the frame.
+
+    Raises:
+        InputError: wrong shape or type, or a non-positive size.
+    """
+    if not isinstance(landmarks, np.ndarray) or landmarks.shape != (_NUM_BLAZEPOSE, 3):
+        raise InputError("landmarks", f"a numpy array of shape ({_NUM_BLAZEPOSE}, 3)", landmarks)
+    for name, value in (("height", height), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InputError(name, "an int >= 1 (pixels)", value)
+    lm = landmarks.astype(np.float32)
+    out = lm[_GATHER].copy()  # (18, 3); the neck row is filled below
+    out[:, 0] *= width
+    out[:, 1] *= height
+    conf = np.nan_to_num(out[:, 2], nan=0.0).clip(0.0, 1.0)
+    xs, ys = out[:, 0], out[:, 1]
+    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)  # False for NaN
+    out[:, 2] = np.where(inside, conf, 0.0)
+    out[_NECK, :2] = 0.5 * (out[_OPENPOSE_RS, :2] + out[_OPENPOSE_LS, :2])
+    out[_NECK, 2] = min(out[_OPENPOSE_RS, 2], out[_OPENPOSE_LS, 2])
+    return out
+
+
+def _check_number(name: str, value: object, low: float, high: float | None = None) -> float:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = math.isfinite(value) and value >= low and (high is None or value <= high)
+    if not ok:
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise InputError(name, f"a finite number {bound}", value)
+    return value
+
+
+class PersonDetector:
+    """Pose keypoints and a person mask per video frame (mediapipe; see the module docstring).
+
+    Construct once per stream (building the mediapipe graphs takes tens of milliseconds) and call
+    it on every frame in order; :meth:`reset` before an unrelated stream; :meth:`close` (or a
+    ``with`` block) frees the graphs. Not thread-safe: one tracker per thread.
+
+    Args:
+        smoothing: One Euro filtering of the keypoints (and mediapipe's mask smoothing).
+        model_complexity: mediapipe pose model, 0 (lite), 1 (full) or 2 (heavy); only 1 ships in
+            the mediapipe wheel.
+        segmentation: ``"pose"`` (the pose graph's mask, the cheapest), ``"selfie"`` (a separate
+            selfie-segmentation pass) or ``"none"``.
+        min_detection_confidence: mediapipe's person-detection threshold, in [0, 1].
+        min_tracking_confidence: mediapipe's threshold below which tracking is considered lost
+            and the detector runs again, in [0, 1].
+        min_cutoff: One Euro cutoff at rest, Hz (> 0).
+        beta: One Euro speed coefficient, per (frame heights / s) (>= 0).
+        d_cutoff: One Euro cutoff of the speed estimate, Hz (> 0).
+        pose_max_height: frames taller than this many pixels are downscaled by the smallest
+            integer factor that brings them to at most this height (area filter when the factor
+            divides both sides, bilinear otherwise; 640 x 480 -> 320 x 240 with the default)
+            before the mediapipe graphs; the keypoints still come in full-frame pixels
+            (mediapipe's coordinates are normalized) and the mask is upsampled (bilinear) to the
+            frame's size. ``None``: always the full frame. See the module docstring for the cost.
+
+    Raises:
+        InputError: an argument is invalid (checked before anything is built).
+        ModelLoadError: the pose model of ``model_complexity`` is not installed.
+        BackendUnavailableError: mediapipe cannot be imported.
+    """
+
+    def __init__(
+        self,
+        *,
+        smoothing: bool = True,
+        model_complexity: int = 1,
+        segmentation: Literal["pose", "selfie", "none"] = "pose",
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+        min_cutoff: float = DEFAULT_MIN_CUTOFF,
+        beta: float = DEFAULT_BETA,
+        d_cutoff: float = DEFAULT_D_CUTOFF,
+        pose_max_height: int | None = DEFAULT_POSE_MAX_HEIGHT,
+    ) -> None:
+        if not isinstance(smoothing, bool):
+            raise InputError("smoothing", "True or False", smoothing)
+        if isinstance(model_complexity, bool) or model_complexity not in _POSE_MODELS:
+            raise InputError("model_complexity", "0, 1 or 2", model_complexity)
+        if segmentation not in SEGMENTATION_MODES:
+            expected = f"one of {', '.join(map(repr, SEGMENTATION_MODES))}"
+            raise InputError("segmentation", expected, segmentation)
+        det = _check_number("min_detection_confidence", min_detection_confidence, 0.0, 1.0)
+        trk = _check_number("min_tracking_confidence", min_tracking_confidence, 0.0, 1.0)
+        filt = OneEuroFilter(min_cutoff=min_cutoff, beta=beta, d_cutoff=d_cutoff)  # validates
+        if pose_max_height is not None and (
+            isinstance(pose_max_height, bool)
+            or not isinstance(pose_max_height, (int, np.integer))
+            or pose_max_height < 16
+        ):
+            raise InputError("pose_max_height", "None or an int >= 16 (pixels)", pose_max_height)
+
+        try:
+            import mediapipe
+            from mediapipe.python.solutions import pose as mp_pose
+            from mediapipe.python.solutions import selfie_segmentation as mp_selfie
+        except ImportError as exc:  # pragma: no cover - mediapipe is a hard dependency
+            raise BackendUnavailableError("mediapipe", f"cannot import mediapipe: {exc}") from exc
+        model = Path(mediapipe.__file__).parent / "modules" / "pose_landmark"
+        model = model / _POSE_MODELS[model_complexity]
+        if not model.is_file():
+            raise ModelLoadError(
+                str(model),
+                f"model_complexity={model_complexity} needs this file, which the mediapipe wheel "
+                "does not ship (only model_complexity=1 is bundled) and which would otherwise be "
+                "downloaded at run time; use model_complexity=1",
+            )
+
+        self.smoothing = smoothing
+        self.model_complexity = model_complexity
+        self.segmentation = segmentation
+        self.pose_max_height = None if pose_max_height is None else int(pose_max_height)
+        self._filter = filt
+        self._pose: Any = mp_pose.Pose(
+            static_image_mode=False,
+            model_complexity=model_complexity,
+            smooth_landmarks=False,
+            enable_segmentation=segmentation == "pose",
+            smooth_segmentation=smoothing,
+            min_detection_confidence=det,
+            min_tracking_confidence=trk,
+        )
+        self._selfie: Any = None
+        if segmentation == "selfie":
+            self._selfie = mp_selfie.SelfieSegmentation(model_selection=1)
+        self._size: tuple[int, int] | None = None
+        self._last_t: float | None = None
+        self._closed = False
+
+    # ----------------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BackendUnavailableError(
+                "mediapipe", "this PersonDetector is closed; make a new one"
+            )
+
+    def reset(self) -> None:
+        """Start a new stream: forget the tracked region, the filter state and the timestamps."""
+        self._check_open()
+        self._pose.reset()
+        if self._selfie is not None:
+            self._selfie.reset()
+        self._filter.reset()
+        self._size = None
+        self._last_t = None
+
+    def close(self) -> None:
+        """Free the mediapipe graphs. Idempotent; the tracker cannot be used afterwards."""
+        if self._closed:
+            return
+        self._closed = True
+        for graph in (self._pose, self._selfie):
+            if graph is not None:
+                graph.close()
+        self._pose = self._selfie = None
+
+    def __enter__(self) -> PersonDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------------------
+
+    def __call__(self, frame: np.ndarray, timestamp_s: float | None = None) -> PersonDetection:
+        """Find the person in one frame.
+
+        Args:
+            frame: ``(H, W, 3)`` uint8 RGB (any size; need not be contiguous).
+            timestamp_s: the frame's capture time in seconds, for the smoothing filter (any
+                origin, normally increasing; a repeat is taken as one more frame at the stream's
+                rate, a step back restarts the filter). ``None``: the previous timestamp plus
+                1/30 s (0 for the first frame).
+
+        Returns:
+            A :class:`PersonDetection`.
+
+        Raises:
+            InputError: ``frame`` is not a non-empty HxWx3 uint8 array, or ``timestamp_s`` is not
+                a finite number (checked before any work).
+            BackendUnavailableError: the tracker was closed.
+        """
+        frame = check_frame(frame)
+        if timestamp_s is None:
+            t = 0.0 if self._last_t is None else self._last_t + DEFAULT_DT_S
+        else:
+            ok = isinstance(timestamp_s, (int, float, np.integer, np.floating))
+            if not ok or isinstance(timestamp_s, bool) or not math.isfinite(float(timestamp_s)):
+                raise InputError("timestamp_s", "None or a finite number of seconds", timestamp_s)
+            t = float(timestamp_s)
+        self._check_open()
+        height, width = frame.shape[:2]
+        if self._size != (height, width):
+            self._filter.reset()
+            self._size = (height, width)
+        self._last_t = t
+
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        limit = self.pose_max_height
+        if limit is not None and height > limit:
+            k = -(-height // limit)  # integer factor: OpenCV's area filter has a fast path for it
+            size = (max(1, round(width / k)), max(1, round(height / k)))  # (w, h) for OpenCV
+            exact = height % k == 0 and width % k == 0
+            interp = cv2.INTER_AREA if exact else cv2.INTER_LINEAR
+            rgb = cv2.resize(frame, size, interpolation=interp)  # (h, w, 3) uint8
+        else:
+            rgb = np.ascontiguousarray(frame)  # (H, W, 3) uint8
+        result = self._pose.process(rgb)
+        timings["pose"] = (time.perf_counter() - start) * 1e3
+
+        start = time.perf_counter()
+        mask = None
+        if self._selfie is not None:
+            mask = self._selfie.process(rgb).segmentation_mask
+        elif self.segmentation == "pose":
+            mask = result.segmentation_mask
+        if mask is not None and mask.shape != (height, width):
+            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)  # (H, W)
+        elif mask is not None:  # mediapipe's array views graph memory: copy it out
+            mask = np.array(mask, dtype=np.float32, copy=True)  # (H, W)
+        timings["segmentation"] = (time.perf_counter() - start) * 1e3
+
+        start = time.perf_counter()
+        keypoints = None
+        if result.pose_landmarks is not None:
+            lm = np.array(
+                [(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], np.float32
+            )  # (33, 3)
+            keypoints = blazepose_to_openpose(lm, height, width)  # (18, 3)
+            if self.smoothing:
+                present = keypoints[:, 2] >= CONFIDENCE_MIN  # (18,)
+                xy = self._filter(keypoints[:, :2] / height, t, present)  # frame heights
+                keypoints[:, :2] = xy * height
+        elif self.smoothing:  # no person: every track restarts when one is found again
+            self._filter(np.zeros((NUM_KEYPOINTS, 2), np.float32), t, np.zeros(NUM_KEYPOINTS, bool))
+        timings["smoothing"] = (time.perf_counter() - start) * 1e3
+        return PersonDetection(keypoints=keypoints, person_mask=mask, timings=timings)

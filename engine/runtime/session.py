@@ -1,0 +1,310 @@
+"""`TryOnSession`: the object a developer embeds to run video try-on on frames or streams.
+
+Per frame, the stages of :mod:`engine.runtime.stages`, each timed in ``result.timings`` in
+milliseconds::
+
+    pose, segmentation  mediapipe pose (33 landmarks -> the 18 OpenPose keypoints, One Euro
+                        smoothed) and person segmentation on the full frame
+                        (engine.perception.person_detector)
+    crop                the box around the person, framed like the training data and smoothed
+                        over time (engine.inputs.person_crop), cut out and resized to model size
+    inputs              try-on region, background, warped garment, pose maps at model size
+                        (engine.inputs.frame_inputs, the code that built the training data)
+    generator           the generator over the window (engine.backends.sliding_window)
+    composite           the try-on crop pasted back into the full frame inside the region,
+                        feathered, straight to uint8 (engine.runtime.paste)
+
+``mode="latency"`` (live video): a causal sliding window of the last ``window`` frames, one
+output per input frame; each frame is encoded once and its features cached, so a frame costs
+one encoder, the MPDT blocks over the window and one decoder. ``mode="throughput"`` (video
+files, :meth:`TryOnSession.stream` only): frames go through the generator in blocks of
+``window``; the blocks run once per ``window`` frames instead of once per frame (cheaper per
+frame), but a frame's result waits for its block.
+
+The session itself only checks arguments, holds the garment and the stages, and wires them:
+``process`` calls them in order; ``stream`` runs them in the threads of
+:class:`engine.runtime.pipeline.StagePipeline`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from engine.backends.selection import BACKENDS, choose_backend
+from engine.backends.sliding_window import SlidingWindow
+from engine.errors import InputError
+from engine.inputs.garment_image import GARMENT_MAX_SIDE, GarmentImage, load_garment_image
+from engine.inputs.person_crop import PersonCrop
+from engine.model.weights import load_generator
+from engine.perception.frame_check import check_frame
+from engine.perception.person_detector import PersonDetector
+from engine.runtime.frame_sources import SourceError, open_source
+from engine.runtime.paste import PASTE_MODES, Paste
+from engine.runtime.pipeline import Feed, Stage, StagePipeline
+from engine.runtime.stage_stats import StageStats
+from engine.runtime.stages import (
+    BuildInputs,
+    Finish,
+    Generate,
+    GenerateBlocks,
+    Perceive,
+    TryOnResult,
+    torch_threads,
+)
+
+__all__ = ["TryOnSession", "TryOnResult", "GARMENT_MAX_SIDE"]
+
+log = logging.getLogger("tryon")
+
+PRECISIONS = ("auto", "fp32", "fp16")
+MODES = ("latency", "throughput")
+
+
+def _check_number(name: str, value: object, low: float, high: float, unit: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise InputError(name, f"a number of {unit} in [{low:g}, {high:g}]", value)
+    return float(value)
+
+
+class TryOnSession:
+    """Video virtual try-on over frames or a stream.
+
+    Example::
+
+        session = TryOnSession("demo", backend="auto", window=4, mode="latency")
+        session.set_garment("shirt.png")        # HxWx3/4 uint8 RGB(A) or a path
+        result = session.process(frame)         # frame: HxWx3 uint8 RGB, any size
+        result.image                            # HxWx3 uint8, same size as frame
+
+    Args:
+        model: ``"demo"`` (the bundled generator) or a path to a weights file.
+        backend: ``"auto"``, ``"onnxruntime"`` or ``"torch"`` (``"tensorrt"`` runs exported
+            engines through :mod:`engine.backends`; the streaming window here uses the first
+            two). ``"auto"`` follows :func:`engine.backends.selection.choose_backend`.
+        precision: ``"auto"`` or ``"fp32"`` (the window backends compute in fp32; ``"fp16"``
+            is refused with a clear error rather than silently ignored).
+        window: frames T the generator sees at once (>= 1).
+        mode: ``"latency"`` or ``"throughput"`` (see the module docstring).
+        feather: Gaussian sigma, in crop pixels, softening the pasted edge.
+        paste: what of the generated crop replaces the frame: ``"garment"`` (where the warped
+            garment lies: the new garment over the person as filmed) or ``"region"`` (the
+            whole regenerated try-on region, arms and neck included).
+        cache_dir: where exported graphs are cached (default ``~/.cache/tryon-engine``).
+        tracker: the person detector (default: mediapipe,
+            :class:`engine.perception.person_detector.PersonDetector`); any object with
+            ``tracker(frame, timestamp_s)`` returning a
+            :class:`~engine.perception.person_detector.PersonDetection`, ``reset()`` and
+            ``close()``.
+
+    Raises:
+        InputError: an argument is invalid (checked before anything is loaded).
+        ModelLoadError, BackendUnavailableError: the model or the backend cannot be used.
+    """
+
+    def __init__(
+        self,
+        model: str = "demo",
+        *,
+        backend: str = "auto",
+        precision: Literal["auto", "fp32", "fp16"] = "auto",
+        window: int = 4,
+        mode: Literal["latency", "throughput"] = "latency",
+        feather: float = 1.0,
+        paste: Literal["garment", "region"] = "garment",
+        cache_dir: str | Path | None = None,
+        tracker=None,
+    ) -> None:
+        if not isinstance(model, (str, Path)) or not str(model):
+            raise InputError("model", "'demo' or a path to a model file", model)
+        if backend not in BACKENDS:
+            raise InputError("backend", f"one of {', '.join(map(repr, BACKENDS))}", backend)
+        if precision not in PRECISIONS:
+            raise InputError("precision", f"one of {', '.join(map(repr, PRECISIONS))}", precision)
+        if precision == "fp16":
+            raise InputError("precision", "'auto' or 'fp32' for the streaming window (fp16 runs "
+                             "in engines built by `tryon export`)", precision)  # fmt: skip
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise InputError("window", "an int >= 1 (frames per generator call)", window)
+        if mode not in MODES:
+            raise InputError("mode", f"one of {', '.join(map(repr, MODES))}", mode)
+        feather = _check_number("feather", feather, 0, 10, "pixels")
+        if paste not in PASTE_MODES:
+            raise InputError("paste", "'garment' or 'region'", paste)
+
+        choice = choose_backend(backend)
+        if choice.backend == "tensorrt":  # auto on a TensorRT machine: the window runs in ORT
+            choice = choose_backend("onnxruntime")
+        generator = load_generator(model)
+        self.config = generator.config
+        self.mode = mode
+        self.backend = choice.backend
+        self.backend_reason = choice.reason
+        self.window = SlidingWindow(generator, frames=window, choice=choice, cache_dir=cache_dir)
+        self.tracker = PersonDetector(smoothing=True) if tracker is None else tracker
+        self.crop = PersonCrop(self.config.height, self.config.width)
+        self._garment: GarmentImage | None = None
+        self._stats = StageStats()
+        self._calls = 0
+        self.stream_end_reason: str | None = None
+        # The stages, in a frame's order (engine.runtime.stages).
+        self._perceive = Perceive(self.tracker)
+        self._build = BuildInputs(self.crop, lambda: self._garment)
+        self._generate = Generate(self.window, threads=None if self.backend == "torch" else 1)
+        self._finish = Finish(Paste(paste, feather, self.config.width), self._stats)
+
+    # ------------------------------------------------------------------ garment
+    def set_garment(self, image: str | Path | np.ndarray) -> None:
+        """Use this garment from the next frame on: a path or an (H, W, 3|4) uint8 RGB(A) array.
+
+        The garment mask is the alpha channel, or (no alpha) the pixels that differ from the
+        plain background colour around the border. All per-garment work (mask, landmarks,
+        resize to at most :data:`GARMENT_MAX_SIDE` pixels) happens here, once
+        (:func:`engine.inputs.garment_image.load_garment_image`).
+
+        Raises:
+            InputError: not an image, or no garment shape (collar, shoulders, hem) found in it.
+        """
+        self._garment = load_garment_image(image)  # one assignment: a stream picks it up at once
+        self._build.lost = True  # the window restarts, so the new garment shows at once
+
+    # ------------------------------------------------------------------ frames
+    def process(self, frame: np.ndarray, timestamp_s: float | None = None) -> TryOnResult:
+        """Try the garment on one frame (causal window over the previous frames).
+
+        Args:
+            frame: (H, W, 3) uint8 RGB, any size.
+            timestamp_s: the frame's time in seconds (for the keypoint filter); default: now.
+
+        Raises:
+            InputError: a bad frame (None, wrong dtype, channels or rank, empty), or no garment.
+        """
+        check_frame(frame)
+        if self._garment is None:
+            raise InputError("garment", "set with set_garment() before process()", None)
+        stamp = time.monotonic() if timestamp_s is None else float(timestamp_s)
+        index = self._calls
+        self._calls += 1
+        with torch_threads(1):
+            work = self._build(*self._perceive(frame, index, stamp))
+        generated = self._generate.step(work)
+        with torch_threads(1):
+            return self._finish(*generated)
+
+    def stats(self) -> dict:
+        """p50 / p95 per stage (ms), FPS over the outputs, frames, dropped, bad and no-person
+        frames (:meth:`engine.runtime.stage_stats.StageStats.summary`), plus the backend."""
+        summary = self._stats.summary()
+        summary["backend"] = self.backend
+        summary["mode"] = self.mode
+        return summary
+
+    def reset_stats(self) -> None:
+        self._stats.reset()
+
+    def stream(
+        self,
+        source: int | str | Path | Iterable,
+        *,
+        fps: float = 30.0,
+        max_frames: int | None = None,
+        on_bad_frame: Callable[[int, Exception], None] | None = None,
+        queue_size: int = 2,
+    ) -> Iterator[TryOnResult]:
+        """Results for a webcam index, a video file, a directory of images or an iterable of
+        frames, in order, from threads: capture -> pose and segmentation -> crop and inputs ->
+        generator -> composite into the frame.
+
+        Live sources (webcams) keep only the newest frames when the pipeline falls behind
+        (``stats()["dropped_frames"]``); files and iterables drop nothing. A bad frame is
+        reported (log warning, ``on_bad_frame(index, error)``, ``stats()["bad_frames"]``) and
+        skipped; the stream goes on. An ``on_bad_frame`` that raises ends the stream: its error
+        is raised from this iterator after every thread has stopped. A source that fails or
+        ends closes the stream cleanly; :attr:`stream_end_reason` says why. Queues hold
+        ``queue_size`` frames per stage.
+
+        Raises:
+            InputError: bad arguments or no garment set (before any thread starts).
+            SourceError: the source cannot be opened.
+        """
+        if self._garment is None:
+            raise InputError("garment", "set with set_garment() before stream()", None)
+        if max_frames is not None and (
+            isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1
+        ):
+            raise InputError("max_frames", "None or an int >= 1", max_frames)
+        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+            raise InputError("queue_size", "an int >= 1", queue_size)
+        frames = open_source(source, fps=fps)
+        self.stream_end_reason = None
+        self.tracker.reset()
+        self._build.restart()
+        reason: list[str] = []
+
+        def capture(feed: Feed) -> None:
+            try:
+                for index, (frame, stamp) in enumerate(frames):
+                    if feed.stopped:
+                        return
+                    if max_frames is not None and index >= max_frames:
+                        reason.append(f"max_frames={max_frames} reached")
+                        return
+                    if frames.live:
+                        feed.put_latest((index, frame, stamp))
+                    elif not feed.put((index, frame, stamp)):
+                        return
+                reason.append(f"{frames.description}: end of source")
+            except SourceError as exc:
+                reason.append(str(exc))
+            except Exception as exc:  # a failing source ends the stream, with its reason
+                reason.append(f"{frames.description}: {type(exc).__name__}: {exc}")
+
+        def report(index: int, exc: Exception) -> None:
+            self._stats.count(bad=1)
+            log.warning("frame %d skipped: %s", index, exc)
+            if on_bad_frame is not None:
+                on_bad_frame(index, exc)
+
+        def perceive(item: tuple) -> list:  # mediapipe (native code): overlaps the rest
+            index, frame, stamp = item
+            return [self._perceive(check_frame(frame), index, stamp)]
+
+        first = lambda item: item[0].index  # noqa: E731  (items that start with a FrameWork)
+        threads = self._generate.threads is not None
+        if self.mode == "latency":  # the generator alone: the paste overlaps in its own stage
+            generator = Stage("generator", lambda w: [self._generate.step(w)],
+                              lambda w: w.index, single_thread=threads)  # fmt: skip
+        else:
+            blocks = GenerateBlocks(self._generate, report)
+            generator = Stage("generator", blocks.work, lambda w: w.index, flush=blocks.flush,
+                              single_thread=threads)  # fmt: skip
+        stages = [
+            Stage("pose", perceive, lambda item: item[0]),
+            Stage("inputs", lambda item: [self._build(*item)], first, single_thread=True),
+            generator,
+            Stage("paste", lambda item: [self._finish(*item)], first, single_thread=True),
+        ]
+        deep = queue_size * max(2, self.window.frames)  # a block's worth after the generator
+        sizes = (queue_size, queue_size, queue_size, deep, deep)
+        pipeline = StagePipeline(stages, report=report, queue_sizes=sizes,
+                                 on_drop=lambda: self._stats.count(dropped=1))  # fmt: skip
+        try:
+            yield from pipeline.run(capture)
+        finally:
+            frames.close()
+            self.stream_end_reason = reason[0] if reason else "stopped by the consumer"
+
+    def close(self) -> None:
+        """Release mediapipe's graphs."""
+        self.tracker.close()
+
+    def __enter__(self) -> TryOnSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,269 @@
+"""The per-frame stages a session chains, each usable (and tested) without a session.
+
+A frame's path, in order (``mode="latency"``)::
+
+    Perceive      pose + person mask of the full frame (the detector)      -> (FrameWork, detection)
+    BuildInputs   crop box, crop, generator inputs at model size            -> FrameWork
+    Generate      the generator's step over the window (or blocks of T)     -> (FrameWork, out, ms)
+    Paste         the try-on composited back into the frame (engine.runtime.paste)
+    Finish        timings, statistics, the :class:`TryOnResult`
+
+Each stage is a small object holding only its own state (the crop smoothing, the window, the
+"person lost" flag); the session owns one of each and :mod:`engine.runtime.pipeline` runs them in
+threads for a stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from engine.backends.sliding_window import SlidingWindow
+from engine.inputs.frame_inputs import frame_inputs
+from engine.inputs.garment_image import GarmentImage
+from engine.inputs.person_crop import CropBox, PersonCrop
+from engine.model.mpdt_generator import INPUT_NAMES
+from engine.runtime.paste import Paste
+from engine.runtime.stage_stats import StageStats
+
+__all__ = [
+    "BuildInputs",
+    "Finish",
+    "FrameWork",
+    "Generate",
+    "GenerateBlocks",
+    "Perceive",
+    "TryOnResult",
+    "torch_threads",
+]
+
+
+@dataclass
+class TryOnResult:
+    """One processed frame.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB, the frame's size, the try-on composited in (a new array).
+        person_found: False when no usable person was found (``image`` is then the frame).
+        timings: milliseconds per stage (see :mod:`engine.runtime.session`) and ``total`` (from
+            the start of perception to the result; in a stream, waits between stages included).
+        index: the frame's position in its stream (or the count of ``process`` calls).
+        timestamp_s: the frame's time in seconds.
+        crop_box: ``(x0, y0, x1, y1)`` frame pixels of the crop the generator saw (may extend
+            past the frame; None without a person): pixels outside it are never changed.
+    """
+
+    image: np.ndarray
+    person_found: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    index: int = 0
+    timestamp_s: float = 0.0
+    crop_box: tuple[int, int, int, int] | None = None
+
+
+@dataclass
+class FrameWork:
+    """A frame on its way through the stages: what each stage added so far."""
+
+    frame: np.ndarray  # (H, W, 3) uint8 RGB
+    index: int
+    timestamp_s: float
+    timings: dict[str, float]
+    started: float = 0.0  # perf_counter() when perception started
+    box: CropBox | None = None
+    inputs: dict[str, torch.Tensor] | None = None  # (1, C, h, w) each, model size
+    region: torch.Tensor | None = None  # (1, 1, h, w), 1 = regenerated
+    restart: bool = False  # the person was lost before this frame: the window starts over
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads in *this* thread (OpenMP's setting is per
+    thread), then restore; ``None`` leaves it alone. The session's tensors are small (model
+    size): thread pools cost more than they save there and fight onnxruntime and mediapipe for
+    the cores (``bench/test_session.py`` measures the stages)."""
+    if n is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class Perceive:
+    """Pose and person mask of a full frame: ``(work, detection)``.
+
+    Args:
+        detector: ``detector(frame, timestamp_s)`` returning a
+            :class:`~engine.perception.person_detector.PersonDetection`.
+    """
+
+    def __init__(self, detector: Callable) -> None:
+        self.detector = detector
+
+    def __call__(self, frame: np.ndarray, index: int, timestamp_s: float):
+        started = time.perf_counter()
+        detection = self.detector(frame, timestamp_s)
+        work = FrameWork(frame, index, timestamp_s, dict(detection.timings), started=started)
+        return work, detection
+
+
+class BuildInputs:
+    """Crop box, crop and generator inputs for a perceived frame (no person: inputs stay None).
+
+    Keeps the "person lost" flag: the first usable frame after a loss (or after
+    :meth:`restart`) is marked ``restart``, so the generator's window starts over there.
+
+    Args:
+        crop: the crop placement and its smoothing (:class:`~engine.inputs.person_crop.PersonCrop`).
+        garment: returns the current garment (None before one is set); read once per frame, so
+            a garment swapped mid-stream takes effect atomically.
+    """
+
+    def __init__(self, crop: PersonCrop, garment: Callable[[], GarmentImage | None]) -> None:
+        self.crop = crop
+        self.garment = garment
+        self.lost = True
+
+    def restart(self) -> None:
+        """Forget the crop smoothing; the next person frame restarts the window."""
+        self.crop.reset()
+        self.lost = True
+
+    def __call__(self, work: FrameWork, detection) -> FrameWork:
+        frame, timings = work.frame, work.timings
+        t0 = time.perf_counter()
+        box = self.crop.place(detection.keypoints) if detection.person_found else None
+        garment = self.garment()
+        if box is None or garment is None:
+            self.restart()
+            return work
+        rgb = self.crop.crop(frame, box)
+        keypoints = torch.from_numpy(box.keypoints_to_crop(detection.keypoints))[None]
+        mask = None
+        if detection.person_mask is not None:
+            person = self.crop.crop(detection.person_mask, box, interpolation=cv2.INTER_LINEAR)
+            mask = torch.from_numpy(person)[None, None]
+        frames = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+        t1 = time.perf_counter()
+        inputs = frame_inputs(frames, keypoints, garment.rgba, garment_points=garment.points,
+                              person_mask=mask)  # fmt: skip
+        t2 = time.perf_counter()
+        timings["crop"] = (t1 - t0) * 1e3
+        timings["inputs"] = (t2 - t1) * 1e3
+        if float(inputs["region"].sum()) == 0:  # keypoints too degenerate for a region
+            self.lost = True
+            return work
+        work.box = box
+        work.region = inputs.pop("region")
+        work.inputs = inputs
+        work.restart, self.lost = self.lost, False
+        return work
+
+
+class Generate:
+    """The generator over a stream: :meth:`step` (latency) or :meth:`blocks` (throughput).
+
+    Outputs are copied out of the window's reused buffers to the host.
+
+    Args:
+        window: the generator serving the stream.
+        threads: torch intra-op threads while it runs (None: leave torch's setting).
+    """
+
+    def __init__(self, window: SlidingWindow, *, threads: int | None) -> None:
+        self.window = window
+        self.threads = threads
+
+    def step(self, work: FrameWork) -> tuple[FrameWork, dict | None, float]:
+        """``(work, {"tryon": (1, 3, h, w)}, ms)``; outputs None without a person."""
+        if work.inputs is None:
+            return work, None, 0.0
+        if work.restart:
+            self.window.reset()
+        t0 = time.perf_counter()
+        with torch_threads(self.threads):
+            out = self.window.step(work.inputs)
+        tryon = out["tryon"].to("cpu", copy=True)  # the next step reuses the buffer
+        return work, {"tryon": tryon}, (time.perf_counter() - t0) * 1e3
+
+    def blocks(self, items: list[FrameWork]) -> list[tuple[FrameWork, dict | None, float]]:
+        """Blocks of T person frames through the whole generator (the last block padded by
+        repeating its last frame); frames without a person get None; ms is per frame."""
+        people = [p for p in items if p.inputs is not None]
+        outputs: dict[int, tuple[dict, float]] = {}
+        t = self.window.frames
+        for start in range(0, len(people), t):
+            chunk = people[start : start + t]
+            padded = chunk + [chunk[-1]] * (t - len(chunk))
+            batch = {n: torch.cat([p.inputs[n] for p in padded]) for n in INPUT_NAMES}
+            t0 = time.perf_counter()
+            with torch_threads(self.threads):
+                out = self.window.block(batch)
+            ms = (time.perf_counter() - t0) * 1e3 / len(chunk)
+            for i, p in enumerate(chunk):
+                outputs[id(p)] = ({k: v[i : i + 1].to("cpu", copy=True) for k, v in out.items()},
+                                  ms)  # fmt: skip
+        return [(p, *outputs.get(id(p), (None, 0.0))) for p in items]
+
+
+class Finish:
+    """Paste, timings and statistics: the last stage, giving the :class:`TryOnResult`."""
+
+    def __init__(self, paste: Paste, stats: StageStats) -> None:
+        self.paste = paste
+        self.stats = stats
+
+    def __call__(self, work: FrameWork, out: dict | None, ms: float) -> TryOnResult:
+        timings = work.timings
+        if out is None:
+            image, found = work.frame.copy(), False
+        else:
+            timings["generator"] = ms
+            t0 = time.perf_counter()
+            image = self.paste(work.frame, work.box, out["tryon"], work.inputs["cloth"][:, 3:4],
+                               work.region)  # fmt: skip
+            found = True
+            timings["composite"] = (time.perf_counter() - t0) * 1e3
+        timings["total"] = (time.perf_counter() - work.started) * 1e3
+        self.stats.add(timings)
+        self.stats.frame_out(found)
+        box = work.box.bounds if found else None
+        return TryOnResult(image, found, timings, work.index, work.timestamp_s, box)
+
+
+class GenerateBlocks:
+    """The throughput-mode generator stage for a pipeline: holds frames until T of them have a
+    person, then runs :meth:`Generate.blocks` on them; a failed block reports each of its
+    frames (``report(index, error)``) and the stream goes on."""
+
+    def __init__(self, generate: Generate, report: Callable[[int, Exception], None]) -> None:
+        self.generate = generate
+        self.report = report
+        self.pending: list[FrameWork] = []
+
+    def work(self, item: FrameWork) -> list:
+        self.pending.append(item)
+        if sum(p.inputs is not None for p in self.pending) < self.generate.window.frames:
+            return []
+        return self.flush()
+
+    def flush(self) -> list:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return []
+        try:
+            return self.generate.blocks(pending)
+        except Exception as exc:  # a failed block: its frames are reported, the stream goes on
+            for p in pending:
+                self.report(p.index, exc)
+            return []

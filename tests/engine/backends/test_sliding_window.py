@@ -1,0 +1,278 @@
+"""SlidingWindow on the tiny generator: causal steps equal the full generator on the last T
+frames, the stream start repeats the first frame, reset restarts, blocks equal the forward, the
+onnxruntime backend matches torch, the exported-graph cache is reused and keyed, and bad inputs
+are named."""
+
+import pytest
+import torch
+
+from engine.backends.graph_cache import default_cache_dir
+from engine.backends.graph_cache import graph_cache_dir as factory_cache_dir
+from engine.backends.selection import BackendChoice, choose_backend
+from engine.backends.sliding_window import SlidingWindow
+from engine.errors import InputError
+from engine.model.mpdt_generator import INPUT_NAMES, OUTPUT_NAMES
+from engine.model.weights import load_generator
+from tests.runtime_fixtures import make_lively, tiny_model_file
+
+
+def graph_cache_dir(model, frames, root=None):
+    """The window's cache folder (fp32 graphs) under ``root``."""
+    root = default_cache_dir() if root is None else root
+    return factory_cache_dir(model, frames=frames, precision="fp32", cache_dir=root)
+
+
+T = 2  # the tiny model's window
+TORCH = BackendChoice("torch", "cpu", "test")
+# Batch 1 vs batch T convolutions round differently on CPU (~1e-7): the step's encoder sees one
+# frame, the forward's sees T; the lively model's scaled weights amplify that to ~6e-6. (The
+# written-out computation below is compared bit for bit.)
+FORWARD_ATOL = 2e-5
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """The tiny generator made lively (:func:`tests.runtime_fixtures.make_lively`): the other
+    frames of a window change its output by ~1e-2, so a window bug shows."""
+    model = make_lively(load_generator(tiny_model_file(tmp_path_factory.mktemp("tiny"))))
+    return model
+
+
+def test_the_window_context_matters(model, frames):
+    """The premise of the tests below: another frame in the window changes the output."""
+    other = _forward_last(model, [frames[1], frames[0]])
+    assert _max_diff(_forward_last(model, [frames[2], frames[0]]), other) > 1e-3
+
+
+@pytest.fixture(scope="module")
+def frames(model):
+    """Seven (1, C, H, W) frames of generator inputs."""
+    cfg = model.config
+    g = torch.Generator().manual_seed(3)
+    channels = {"cloth": 4, "pose": cfg.pose_channels, "background": 3, "background_mask": 1}
+    out = []
+    for _ in range(7):
+        x = {n: torch.rand((1, channels[n], cfg.height, cfg.width), generator=g) for n in channels}
+        x["cloth"][:, 3] = (x["cloth"][:, 3] > 0.3).float()
+        x["background_mask"] = (x["background_mask"] > 0.5).float()
+        out.append(x)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ort_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("graphs")
+
+
+@pytest.fixture(scope="module")
+def ort_window(model, ort_cache):
+    pytest.importorskip("onnxruntime")
+    return SlidingWindow(model, frames=T, choice=choose_backend("onnxruntime"), cache_dir=ort_cache)
+
+
+def _stack(window_frames):
+    """[(1, C, H, W) dicts] -> (T, C, H, W) dict."""
+    return {n: torch.cat([f[n] for f in window_frames]) for n in INPUT_NAMES}
+
+
+def _forward_last(model, window_frames):
+    """The full generator on these frames, in order; the last frame's outputs (1, C, H, W)."""
+    with torch.no_grad():
+        out = model(**{n: x[None] for n, x in _stack(window_frames).items()})
+    return {n: out[n][0, -1:] for n in OUTPUT_NAMES}
+
+
+def _max_diff(a, b):
+    return max(float((a[n] - b[n]).abs().max()) for n in OUTPUT_NAMES)
+
+
+def _copy(out):
+    return {n: x.clone() for n, x in out.items()}
+
+
+def test_each_step_equals_the_forward_on_the_last_t_frames(model, frames):
+    window = SlidingWindow(model, frames=T, choice=TORCH)
+    assert window.backend == "torch"
+    for k, frame in enumerate(frames[:5]):
+        out = window.step(frame)
+        assert set(out) == set(OUTPUT_NAMES)
+        assert out["tryon"].shape == (1, 3, 32, 24) and out["cloth_mask"].shape == (1, 1, 32, 24)
+        history = [frames[0]] * max(0, T - 1 - k) + frames[max(0, k - T + 1) : k + 1]
+        assert len(history) == T
+        assert _max_diff(out, _forward_last(model, history)) <= FORWARD_ATOL
+        if k == 3:  # not just any context: an older frame in place of the previous one differs
+            assert _max_diff(out, _forward_last(model, [frames[1], frame])) > 1e-3
+
+
+def test_step_is_exactly_encode_attend_decode_per_frame(model, frames):
+    """Bit-exact against the same computation written out: each frame encoded alone, the MPDT
+    blocks over the ring (slot order), the newest slot decoded."""
+    window = SlidingWindow(model, frames=T, choice=TORCH)
+    with torch.no_grad():
+        feats = [model.encode(**f) for f in frames]
+        for k, frame in enumerate(frames[:5]):
+            out = window.step(frame)
+            ring = [feats[0]] * T  # the stream start fills every slot with the first frame
+            for j in range(k + 1):
+                ring[j % T] = feats[j]
+            cat = {n: torch.cat([r[n] for r in ring]) for n in feats[0]}
+            fused = model.attend(cat["cloth_features"], cat["pose_features"],
+                                 cat["background_features"], cat["omega"], T)  # fmt: skip
+            slot = k % T
+            ref = model.decode(fused[slot : slot + 1], feats[k]["background_half"],
+                               feats[k]["background_full"], frame["cloth"],
+                               frame["background"], frame["background_mask"])  # fmt: skip
+            assert _max_diff(out, ref) == 0.0
+
+
+def test_first_frame_is_repeated_at_the_stream_start(model, frames):
+    for length in (T, 3):
+        window = SlidingWindow(model, frames=length, choice=TORCH)
+        out = window.step(frames[0])
+        assert _max_diff(out, _forward_last(model, [frames[0]] * length)) <= FORWARD_ATOL
+    # T = 1: every step is the generator on that frame alone
+    single = SlidingWindow(model, frames=1, choice=TORCH)
+    for frame in frames[:3]:
+        assert _max_diff(single.step(frame), _forward_last(model, [frame])) <= FORWARD_ATOL
+
+
+def test_step_returns_reused_buffers(model, frames):
+    window = SlidingWindow(model, frames=T, choice=TORCH)
+    first = window.step(frames[0])
+    kept = _copy(first)
+    second = window.step(frames[1])
+    assert second["tryon"] is first["tryon"]
+    assert _max_diff(kept, second) > 1e-3
+
+
+def test_reset_restarts_the_stream(model, frames):
+    window = SlidingWindow(model, frames=T, choice=TORCH)
+    for frame in frames[:3]:
+        window.step(frame)
+    window.reset()
+    restarted = [_copy(window.step(f)) for f in frames[4:7]]
+    fresh = SlidingWindow(model, frames=T, choice=TORCH)
+    expected = [_copy(fresh.step(f)) for f in frames[4:7]]
+    for got, want in zip(restarted, expected, strict=True):
+        assert _max_diff(got, want) == 0.0
+
+
+def test_block_equals_the_forward(model, frames):
+    window = SlidingWindow(model, frames=T, choice=TORCH)
+    block = _stack(frames[2 : 2 + T])
+    out = window.block(block)
+    with torch.no_grad():
+        ref = model(**{n: x[None] for n, x in block.items()})
+    for name in OUTPUT_NAMES:
+        assert out[name].shape == ref[name].shape[1:]
+        assert torch.equal(out[name], ref[name][0])
+
+
+def test_onnxruntime_steps_match_torch(model, frames, ort_window):
+    assert ort_window.backend == "onnxruntime"
+    reference = SlidingWindow(model, frames=T, choice=TORCH)
+    sequence = frames[:5] + ["reset"] + frames[5:7]
+    for frame in sequence:
+        if frame == "reset":
+            ort_window.reset()
+            reference.reset()
+            continue
+        want = _copy(reference.step(frame))
+        got = ort_window.step(frame)
+        assert set(got) == set(OUTPUT_NAMES)
+        assert _max_diff(got, want) < 1e-4
+    ort_window.reset()
+
+
+def test_onnxruntime_block_matches_torch(model, frames, ort_window, ort_cache):
+    block = _stack(frames[:T])
+    want = SlidingWindow(model, frames=T, choice=TORCH).block(block)
+    got = ort_window.block(block)
+    assert _max_diff(got, want) < 1e-4
+    assert (graph_cache_dir(model, T, ort_cache) / "standard.onnx").is_file()
+
+
+def test_graph_cache_is_reused(model, frames, ort_window, ort_cache, monkeypatch):
+    directory = graph_cache_dir(model, T, ort_cache)
+    files = {name: directory / name for name in ("encoder.onnx", "window.onnx")}
+    assert all(p.is_file() for p in files.values())
+    mtimes = {name: p.stat().st_mtime_ns for name, p in files.items()}
+    import export.streaming_graphs
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("the cached graphs were exported again")
+
+    monkeypatch.setattr(export.streaming_graphs, "export_streaming_graphs", no_export)
+    again = SlidingWindow(model, frames=T, choice=ort_window.choice, cache_dir=ort_cache)
+    assert {name: p.stat().st_mtime_ns for name, p in files.items()} == mtimes
+    assert _max_diff(again.step(frames[0]), _copy(ort_window.step(frames[0]))) == 0.0
+    ort_window.reset()
+
+
+def test_graph_cache_key(tmp_path, monkeypatch):
+    weights = tiny_model_file(tmp_path)
+    model = load_generator(weights)
+    key = graph_cache_dir(model, T, tmp_path)
+    assert key.parent == tmp_path / "graphs"
+    assert graph_cache_dir(model, T, tmp_path) == key  # deterministic
+    assert graph_cache_dir(model, 3, tmp_path) != key
+    changed = load_generator(weights)  # same weights, another object: same key
+    assert graph_cache_dir(changed, T, tmp_path) == key
+    with torch.no_grad():
+        next(changed.parameters()).view(-1)[0] += 1e-3
+    assert graph_cache_dir(changed, T, tmp_path) != key
+    monkeypatch.setenv("TRYON_CACHE_DIR", str(tmp_path / "env"))
+    assert default_cache_dir() == tmp_path / "env"
+    assert graph_cache_dir(model, T).parent == tmp_path / "env" / "graphs"
+
+
+@pytest.mark.parametrize(
+    "change, argument",
+    [
+        (lambda x: {k: v for k, v in x.items() if k != "pose"}, "inputs"),
+        (lambda x: {**x, "extra": x["pose"]}, "inputs"),
+        (lambda x: list(x.values()), "inputs"),
+        (lambda x: {**x, "pose": torch.cat([x["pose"], x["pose"]])}, "pose"),
+        (lambda x: {**x, "cloth": x["cloth"][:, :3]}, "cloth"),
+        (lambda x: {**x, "background": x["background"][0]}, "background"),
+        (lambda x: {**x, "background_mask": x["background_mask"].double()}, "background_mask"),
+        (lambda x: {**x, "cloth": x["cloth"].half()}, "cloth"),
+        (lambda x: {**x, "pose": x["pose"].numpy()}, "pose"),
+    ],
+    ids=["missing-key", "extra-key", "list", "two-frames", "channels", "3d", "float64",
+         "float16", "numpy"],
+)  # fmt: skip
+def test_bad_step_inputs_are_named(model, frames, change, argument):
+    window = SlidingWindow(model, frames=T, choice=TORCH)
+    with pytest.raises(InputError) as info:
+        window.step(change(frames[0]))
+    assert info.value.argument == argument
+    assert window.seen == 0  # rejected before any work
+
+
+def test_bad_block_inputs_are_named(model, frames):
+    window = SlidingWindow(model, frames=T, choice=TORCH)
+    with pytest.raises(InputError) as info:
+        window.block(frames[0])  # one frame, not T
+    assert info.value.argument == "cloth"
+    block = _stack(frames[:T])
+    block["pose"] = block["pose"].double()
+    with pytest.raises(InputError) as info:
+        window.block(block)
+    assert info.value.argument == "pose"
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 2.0, "2", None])
+def test_bad_frames_argument(model, value):
+    with pytest.raises(InputError) as info:
+        SlidingWindow(model, frames=value, choice=TORCH)
+    assert info.value.argument == "frames"
+
+
+def test_tensorrt_choice_is_rejected(model):
+    with pytest.raises(InputError) as info:
+        SlidingWindow(model, frames=T, choice=BackendChoice("tensorrt", "cuda", "test"))
+    assert info.value.argument == "choice"
+    assert "tensorrt" in str(info.value)
+    # the model is untouched (still on the CPU, still usable)
+    assert next(model.parameters()).device.type == "cpu"

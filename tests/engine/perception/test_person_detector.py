@@ -1,0 +1,247 @@
+from pathlib import Path
+
+import mediapipe
+import numpy as np
+import pytest
+
+from engine.errors import BackendUnavailableError, InputError, ModelLoadError
+from engine.keypoints import KEYPOINT_INDEX as K
+from engine.perception.person_detector import (
+    BLAZEPOSE_TO_OPENPOSE,
+    PersonDetection,
+    PersonDetector,
+    blazepose_to_openpose,
+)
+from engine.sample_media import CLIP_FPS, read_sample_clip, sample_clip_camera
+
+H, W = 480, 640
+# Where mediapipe puts her shoulders in the (static) source photo, in its pixels.
+SOURCE_SHOULDERS = np.array([[112.7, 240.0], [306.2, 256.6]])  # right, left
+
+
+def _track(frames, **kwargs) -> list[PersonDetection]:
+    with PersonDetector(**kwargs) as tracker:
+        return [tracker(frame, i / CLIP_FPS) for i, frame in enumerate(frames)]
+
+
+def _jitter(detections: list[PersonDetection]) -> float:
+    """Mean |second difference| (px) of nose, neck and shoulders over the clip."""
+    xy = np.stack([d.keypoints[[K["nose"], K["neck"], 2, 5], :2] for d in detections])
+    return float(np.abs(xy[2:] - 2 * xy[1:-1] + xy[:-2]).mean())
+
+
+@pytest.fixture(scope="module")
+def clip() -> list[np.ndarray]:
+    return read_sample_clip()
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    with PersonDetector(segmentation="none") as shared:
+        yield shared
+
+
+@pytest.fixture(scope="module")
+def raw(clip) -> list[PersonDetection]:
+    return _track(clip, smoothing=False)
+
+
+@pytest.fixture(scope="module")
+def smooth(clip) -> list[PersonDetection]:
+    return _track(clip, smoothing=True)
+
+
+def test_person_found_on_the_clip(raw, smooth):
+    for run in (raw, smooth):
+        found = sum(d.person_found for d in run)
+        assert found >= 0.95 * len(run)  # measured: every frame
+
+
+def test_keypoints_format_and_bounds(smooth):
+    for d in smooth:
+        kp = d.keypoints
+        assert kp.shape == (18, 3) and kp.dtype == np.float32
+        conf = kp[:, 2]
+        assert ((conf >= 0) & (conf <= 1)).all()
+        seen = conf > 0
+        assert (kp[seen, 0] >= 0).all() and (kp[seen, 0] < W).all()
+        assert (kp[seen, 1] >= 0).all() and (kp[seen, 1] < H).all()
+        for name in ("nose", "neck", "right_shoulder", "left_shoulder", "right_eye", "left_eye"):
+            assert conf[K[name]] > 0.5, name
+        for name in ("right_hip", "left_hip", "right_knee", "left_ankle"):  # below the frame
+            assert conf[K[name]] == 0.0, name
+        assert set(d.timings) == {"pose", "segmentation", "smoothing"}
+        assert all(v >= 0 for v in d.timings.values())
+
+
+def test_shoulders_follow_the_camera(raw, smooth):
+    cams = sample_clip_camera()  # (T, 2, 3) photo -> frame
+    truth = np.einsum("tij,kj->tki", cams[:, :, :2], SOURCE_SHOULDERS) + cams[:, None, :, 2]
+    for run in (raw, smooth):
+        got = np.stack([d.keypoints[[K["right_shoulder"], K["left_shoulder"]], :2] for d in run])
+        width = np.linalg.norm(truth[:, 1] - truth[:, 0], axis=-1)  # (T,) ~250 px
+        err = np.linalg.norm(got - truth, axis=-1) / width[:, None]  # (T, 2) shoulder widths
+        # Measured: max 0.16 (the first frames, before tracking settles), mean 0.06 right and
+        # 0.05 left (0.22, 0.08, 0.05 with pose_max_height=None); mediapipe's video-mode
+        # shoulders sit ~15 px off its still-photo ones.
+        assert err.max() < 0.3 and err.mean(axis=0).max() < 0.12
+        assert (got[:, 0, 0] < got[:, 1, 0]).all()  # the person's right is the image's left
+
+
+def test_mask_covers_the_person(smooth):
+    cams = sample_clip_camera()
+    chest = np.array([210.0, 330.0, 1.0])  # below the collar ring, photo pixels
+    face = np.array([222.0, 120.0, 1.0])
+    for d, cam in zip(smooth, cams, strict=True):
+        m = d.person_mask
+        assert m.shape == (H, W) and m.dtype == np.float32
+        assert m.min() >= 0.0 and m.max() <= 1.0
+        for point in (chest, face):
+            x, y = cam @ point
+            assert m[int(y), int(x)] > 0.9
+        assert m[:60, -80:].mean() < 0.1  # the top right is background (the shuttle model)
+        assert 0.3 < (m > 0.5).mean() < 0.7  # measured 0.44-0.56
+        for name in ("neck", "right_shoulder", "left_shoulder"):
+            x, y = d.keypoints[K[name], :2]
+            assert m[int(y), int(x)] > 0.5, name
+
+
+def test_smoothing_reduces_jitter(raw, smooth):
+    # Measured on the bundled clip: 6.4 px raw, 2.1 px smoothed (the true camera path's own
+    # second difference is 0.4 px).
+    assert _jitter(smooth) < 0.5 * _jitter(raw)
+
+
+def test_downscaled_and_full_size_inputs_agree(clip, smooth):
+    full = _track(clip[:8], pose_max_height=None)
+    for a, b in zip(smooth[:8], full, strict=True):
+        sel = [K["nose"], K["neck"], K["right_shoulder"], K["left_shoulder"]]
+        diff = np.linalg.norm(a.keypoints[sel, :2] - b.keypoints[sel, :2], axis=-1)
+        assert diff.max() < 40.0  # px, shoulder width ~250 px; measured <= 23
+        ma, mb = a.person_mask > 0.5, b.person_mask > 0.5
+        assert (ma & mb).sum() / (ma | mb).sum() > 0.8  # measured >= 0.9
+
+
+def test_no_person_in_blank_or_noise_frames():
+    rng = np.random.default_rng(0)
+    frames = [np.zeros((H, W, 3), np.uint8), rng.integers(0, 256, (H, W, 3), dtype=np.uint8)]
+    frames.append(np.full((120, 90, 3), 200, np.uint8))  # another size mid-stream
+    for d in _track(frames):
+        assert not d.person_found
+        assert d.keypoints is None and d.person_mask is None
+
+
+def test_person_lost_and_found_again(clip):
+    frames = [clip[0], clip[1], np.zeros_like(clip[0]), clip[2], clip[3]]
+    found = [d.person_found for d in _track(frames)]
+    assert found == [True, True, False, True, True]
+
+
+def test_segmentation_modes(clip):
+    selfie = _track(clip[:2], segmentation="selfie")
+    assert selfie[-1].person_mask.shape == (H, W) and selfie[-1].person_mask.dtype == np.float32
+    assert selfie[-1].person_found
+    blank = _track([np.zeros((H, W, 3), np.uint8)], segmentation="selfie")[0]
+    assert blank.person_mask is not None and not blank.person_found  # selfie: always a mask
+    none = _track(clip[:2], segmentation="none")
+    assert none[-1].person_found and none[-1].person_mask is None
+
+
+def test_reset_timestamps_and_non_contiguous_frames(clip):
+    with PersonDetector() as tracker:
+        first = tracker(clip[0])  # timestamp None: 0, then +1/30 s
+        tracker(clip[1])
+        tracker.reset()
+        again = tracker(clip[0][:, :, ::-1][:, :, ::-1], 0.0)  # a non-contiguous view, restarted
+        assert again.person_found
+        np.testing.assert_allclose(again.keypoints, first.keypoints, atol=1e-3)
+        tracker(clip[1], 0.0)  # a duplicate timestamp is fine
+        assert tracker(clip[2], -5.0).person_found  # so is one going back
+
+
+def test_close_and_context_manager(clip):
+    tracker = PersonDetector()
+    with tracker:
+        assert not tracker.closed
+    assert tracker.closed
+    tracker.close()  # idempotent
+    with pytest.raises(BackendUnavailableError, match="closed"):
+        tracker(clip[0])
+    with pytest.raises(BackendUnavailableError, match="closed"):
+        tracker.reset()
+
+
+def test_blazepose_mapping():
+    lm = np.zeros((33, 3), np.float32)
+    lm[:, 0] = np.linspace(0.1, 0.9, 33)  # distinct x per landmark
+    lm[:, 1] = 0.5
+    lm[:, 2] = np.linspace(0.2, 1.0, 33)
+    lm[26, 1] = 1.2  # right knee below the frame
+    lm[8, 0] = -0.01  # right ear left of the frame
+    lm[7, 2] = np.nan
+    kp = blazepose_to_openpose(lm, 100, 200)
+    assert kp.shape == (18, 3) and kp.dtype == np.float32
+    for openpose, blaze in enumerate(BLAZEPOSE_TO_OPENPOSE):
+        if blaze < 0 or openpose in (K["right_knee"], K["right_ear"], K["left_ear"]):
+            continue
+        np.testing.assert_allclose(
+            kp[openpose], [lm[blaze, 0] * 200, 50.0, lm[blaze, 2]], rtol=1e-6
+        )
+    np.testing.assert_allclose(kp[K["neck"], :2], (kp[2, :2] + kp[5, :2]) / 2)
+    assert kp[K["neck"], 2] == min(kp[2, 2], kp[5, 2])
+    assert kp[K["right_knee"], 2] == 0.0 and kp[K["right_ear"], 2] == 0.0
+    assert kp[K["left_ear"], 2] == 0.0  # NaN visibility
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        None,
+        [[[0, 0, 0]]],
+        np.zeros((H, W, 3), np.float32),
+        np.zeros((H, W), np.uint8),
+        np.zeros((H, W, 4), np.uint8),
+        np.zeros((0, W, 3), np.uint8),
+        np.zeros((2, H, W, 3), np.uint8),
+    ],
+)
+def test_bad_frames_raise(tracker, frame):
+    with pytest.raises(InputError, match="^frame: expected a non-empty HxWx3 uint8"):
+        tracker(frame)
+
+
+@pytest.mark.parametrize("timestamp", [float("nan"), float("inf"), "0.1", True])
+def test_bad_timestamps_raise(tracker, timestamp):
+    with pytest.raises(InputError, match="^timestamp_s:"):
+        tracker(np.zeros((8, 8, 3), np.uint8), timestamp)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"smoothing": 1}, "smoothing"),
+        ({"model_complexity": 3}, "model_complexity"),
+        ({"model_complexity": True}, "model_complexity"),
+        ({"segmentation": "mask"}, "segmentation"),
+        ({"min_detection_confidence": 1.5}, "min_detection_confidence"),
+        ({"min_tracking_confidence": -0.1}, "min_tracking_confidence"),
+        ({"min_cutoff": 0}, "min_cutoff"),
+        ({"beta": -1.0}, "beta"),
+        ({"d_cutoff": None}, "d_cutoff"),
+        ({"pose_max_height": 8}, "pose_max_height"),
+        ({"pose_max_height": 256.0}, "pose_max_height"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, argument):
+    with pytest.raises(InputError, match=f"^{argument}:"):
+        PersonDetector(**kwargs)
+
+
+@pytest.mark.parametrize(("complexity", "name"), [(0, "lite"), (2, "heavy")])
+def test_unbundled_pose_models_are_refused_without_download(complexity, name):
+    model = Path(mediapipe.__file__).parent / f"modules/pose_landmark/pose_landmark_{name}.tflite"
+    if model.is_file():
+        pytest.skip(f"{model.name} was installed by hand")
+    with pytest.raises(ModelLoadError, match="model_complexity=1"):
+        PersonDetector(model_complexity=complexity)
+    assert not model.exists()
