@@ -23,6 +23,7 @@ __all__ = [
     "BackendUnavailableError",
     "ModelLoadError",
     "ExportError",
+    "SessionBusyError",
     "describe",
 ]
 
@@ -43,3 +44,11 @@ class ModelLoadError(TryOnError, RuntimeError):
 
 class ExportError(TryOnError, RuntimeError):
     """Exporting a model to ONNX or building a TensorRT engine failed."""
+
+
+class SessionBusyError(TryOnError, RuntimeError):
+    """The session is already serving a stream: one stream (or ``process`` caller) at a time.
+
+    Close the open stream's iterator (``it.close()``, or leave the ``for`` loop) first, or use
+    one :class:`~engine.runtime.session.TryOnSession` per concurrent stream.
+    """

@@ -10,8 +10,8 @@ __all__ = ["check_frame"]
 
 
 def check_frame(frame: object) -> np.ndarray:
-    """``frame`` itself when it is an (H, W, 3) uint8 RGB numpy array with H, W >= 1, else
-    :class:`InputError` naming ``frame``."""
+    """``frame`` itself when it is an (H, W, 3) uint8 RGB numpy array with H, W >= 1 (a copy
+    when it is a view with negative strides), else :class:`InputError` naming ``frame``."""
     if (
         not isinstance(frame, np.ndarray)
         or frame.dtype != np.uint8
@@ -21,4 +21,6 @@ def check_frame(frame: object) -> np.ndarray:
         or frame.shape[1] < 1
     ):
         raise InputError("frame", "a non-empty HxWx3 uint8 RGB numpy array", frame)
+    if any(stride < 0 for stride in frame.strides):  # a flipped view (f[:, ::-1], f[..., ::-1])
+        return np.ascontiguousarray(frame)  # one copy; torch cannot view negative strides
     return frame

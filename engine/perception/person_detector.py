@@ -230,8 +230,7 @@ class PersonDetector:
 
         try:
             import mediapipe
-            from mediapipe.python.solutions import pose as mp_pose
-            from mediapipe.python.solutions import selfie_segmentation as mp_selfie
+            from mediapipe.python.solutions import pose as _  # noqa: F401  (checked here)
         except ImportError as exc:  # pragma: no cover - mediapipe is a hard dependency
             raise BackendUnavailableError("mediapipe", f"cannot import mediapipe: {exc}") from exc
         model = Path(mediapipe.__file__).parent / "modules" / "pose_landmark"
@@ -249,7 +248,7 @@ class PersonDetector:
         self.segmentation = segmentation
         self.pose_max_height = None if pose_max_height is None else int(pose_max_height)
         self._filter = filt
-        self._pose: Any = mp_pose.Pose(
+        self._graph_options = dict(
             static_image_mode=False,
             model_complexity=model_complexity,
             smooth_landmarks=False,
@@ -258,12 +257,28 @@ class PersonDetector:
             min_detection_confidence=det,
             min_tracking_confidence=trk,
         )
+        self._pose: Any = None
         self._selfie: Any = None
-        if segmentation == "selfie":
-            self._selfie = mp_selfie.SelfieSegmentation(model_selection=1)
+        self._graph_size: tuple[int, int] | None = None  # (h, w) the graphs were built for
+        self._build_graphs()
         self._size: tuple[int, int] | None = None
         self._last_t: float | None = None
         self._closed = False
+
+    def _build_graphs(self) -> None:
+        """(Re)build the mediapipe graphs. Their calculators keep per-size state (the mask
+        smoothing holds the previous mask), so a frame of another size needs fresh graphs;
+        ``reset()`` alone does not clear it."""
+        from mediapipe.python.solutions import pose as mp_pose
+        from mediapipe.python.solutions import selfie_segmentation as mp_selfie
+
+        for graph in (self._pose, self._selfie):
+            if graph is not None:
+                graph.close()
+        self._pose = mp_pose.Pose(**self._graph_options)
+        self._selfie = None
+        if self.segmentation == "selfie":
+            self._selfie = mp_selfie.SelfieSegmentation(model_selection=1)
 
     # ----------------------------------------------------------------------------------------
 
@@ -350,6 +365,9 @@ class PersonDetector:
             rgb = cv2.resize(frame, size, interpolation=interp)  # (h, w, 3) uint8
         else:
             rgb = np.ascontiguousarray(frame)  # (H, W, 3) uint8
+        if self._graph_size is not None and self._graph_size != rgb.shape[:2]:
+            self._build_graphs()  # a new frame size: the old graphs would fail on it
+        self._graph_size = rgb.shape[:2]
         result = self._pose.process(rgb)
         timings["pose"] = (time.perf_counter() - start) * 1e3
 

@@ -29,6 +29,8 @@ The session itself only checks arguments, holds the garment and the stages, and 
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -38,13 +40,13 @@ import numpy as np
 
 from engine.backends.selection import BACKENDS, choose_backend
 from engine.backends.sliding_window import SlidingWindow
-from engine.errors import InputError
+from engine.errors import InputError, SessionBusyError
 from engine.inputs.garment_image import GARMENT_MAX_SIDE, GarmentImage, load_garment_image
 from engine.inputs.person_crop import PersonCrop
 from engine.model.weights import load_generator
 from engine.perception.frame_check import check_frame
 from engine.perception.person_detector import PersonDetector
-from engine.runtime.frame_sources import SourceError, open_source
+from engine.runtime.frame_sources import FrameSource, SourceError, open_source
 from engine.runtime.paste import PASTE_MODES, Paste
 from engine.runtime.pipeline import Feed, Stage, StagePipeline
 from engine.runtime.stage_stats import StageStats
@@ -64,6 +66,36 @@ log = logging.getLogger("tryon")
 
 PRECISIONS = ("auto", "fp32", "fp16")
 MODES = ("latency", "throughput")
+MAX_WINDOW = 32
+"""The longest window (frames T) a session accepts: the MPDT attention's score matrices grow
+with T squared (T = 1000 needs tens of GB), and the demo model was trained at T = 4."""
+
+
+def _check_cache_dir(cache_dir: object) -> Path | None:
+    """None, or a directory path that exists or can be created (it is created here)."""
+    if cache_dir is None:
+        return None
+    if not isinstance(cache_dir, (str, Path)) or not str(cache_dir):
+        raise InputError("cache_dir", "None or a directory path", cache_dir)
+    path = Path(cache_dir)
+    if path.exists() and not path.is_dir():
+        raise InputError("cache_dir", "a directory (this path is a file)", str(path))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError("cache_dir", f"a directory that can be created ({exc.strerror})",
+                         str(path)) from None  # fmt: skip
+    return path
+
+
+def _check_timestamp(timestamp_s: object) -> float:
+    if timestamp_s is None:
+        return time.monotonic()
+    if isinstance(timestamp_s, bool) or not isinstance(timestamp_s, (int, float, np.number)):
+        raise InputError("timestamp_s", "None or a finite number of seconds", timestamp_s)
+    if not math.isfinite(float(timestamp_s)):
+        raise InputError("timestamp_s", "None or a finite number of seconds", timestamp_s)
+    return float(timestamp_s)
 
 
 def _check_number(name: str, value: object, low: float, high: float, unit: str) -> float:
@@ -129,13 +161,15 @@ class TryOnSession:
         if precision == "fp16":
             raise InputError("precision", "'auto' or 'fp32' for the streaming window (fp16 runs "
                              "in engines built by `tryon export`)", precision)  # fmt: skip
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise InputError("window", "an int >= 1 (frames per generator call)", window)
+        if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= MAX_WINDOW:
+            raise InputError("window", f"an int in [1, {MAX_WINDOW}] (frames per generator call)",
+                             window)  # fmt: skip
         if mode not in MODES:
             raise InputError("mode", f"one of {', '.join(map(repr, MODES))}", mode)
         feather = _check_number("feather", feather, 0, 10, "pixels")
         if paste not in PASTE_MODES:
             raise InputError("paste", "'garment' or 'region'", paste)
+        cache_dir = _check_cache_dir(cache_dir)
 
         choice = choose_backend(backend)
         if choice.backend == "tensorrt":  # auto on a TensorRT machine: the window runs in ORT
@@ -152,6 +186,7 @@ class TryOnSession:
         self._stats = StageStats()
         self._calls = 0
         self.stream_end_reason: str | None = None
+        self._busy = threading.Lock()  # held by process() and by an open stream
         # The stages, in a frame's order (engine.runtime.stages).
         self._perceive = Perceive(self.tracker)
         self._build = BuildInputs(self.crop, lambda: self._garment)
@@ -184,17 +219,23 @@ class TryOnSession:
         Raises:
             InputError: a bad frame (None, wrong dtype, channels or rank, empty), or no garment.
         """
-        check_frame(frame)
+        frame = check_frame(frame)
         if self._garment is None:
             raise InputError("garment", "set with set_garment() before process()", None)
-        stamp = time.monotonic() if timestamp_s is None else float(timestamp_s)
-        index = self._calls
-        self._calls += 1
-        with torch_threads(1):
-            work = self._build(*self._perceive(frame, index, stamp))
-        generated = self._generate.step(work)
-        with torch_threads(1):
-            return self._finish(*generated)
+        stamp = _check_timestamp(timestamp_s)
+        if not self._busy.acquire(blocking=False):
+            raise SessionBusyError("process(): this session is busy with a stream or another "
+                                   "process() call; use one session per stream")  # fmt: skip
+        try:
+            index = self._calls
+            self._calls += 1
+            with torch_threads(1):
+                work = self._build(*self._perceive(frame, index, stamp))
+            generated = self._generate.step(work)
+            with torch_threads(1):
+                return self._finish(*generated)
+        finally:
+            self._busy.release()
 
     def stats(self) -> dict:
         """p50 / p95 per stage (ms), FPS over the outputs, frames, dropped, bad and no-person
@@ -215,22 +256,29 @@ class TryOnSession:
         max_frames: int | None = None,
         on_bad_frame: Callable[[int, Exception], None] | None = None,
         queue_size: int = 2,
+        live: bool | None = None,
     ) -> Iterator[TryOnResult]:
         """Results for a webcam index, a video file, a directory of images or an iterable of
         frames, in order, from threads: capture -> pose and segmentation -> crop and inputs ->
         generator -> composite into the frame.
 
-        Live sources (webcams) keep only the newest frames when the pipeline falls behind
-        (``stats()["dropped_frames"]``); files and iterables drop nothing. A bad frame is
-        reported (log warning, ``on_bad_frame(index, error)``, ``stats()["bad_frames"]``) and
-        skipped; the stream goes on. An ``on_bad_frame`` that raises ends the stream: its error
-        is raised from this iterator after every thread has stopped. A source that fails or
-        ends closes the stream cleanly; :attr:`stream_end_reason` says why. Queues hold
-        ``queue_size`` frames per stage.
+        ``live`` (default: webcams and network streams are live, files and iterables are not):
+        a live source keeps only the newest frame when the pipeline falls behind (counted in
+        ``stats()["dropped_frames"]``) and runs with one-frame queues, so its latency stays
+        bounded by the stage times; a non-live source drops nothing and is back-pressured. A
+        bad frame is reported (log warning, ``on_bad_frame(index, error)``,
+        ``stats()["bad_frames"]``) and skipped; the stream goes on. An ``on_bad_frame`` that
+        raises ends the stream: its error is raised from this iterator after every thread has
+        stopped. A source that fails or ends closes the stream cleanly; :attr:`stream_end_reason`
+        says why. Queues hold ``queue_size`` frames per stage (non-live sources).
 
-        Raises:
-            InputError: bad arguments or no garment set (before any thread starts).
+        One stream at a time per session: a second ``stream()`` (or ``process()``) while a
+        stream's iterator is open raises :class:`~engine.errors.SessionBusyError`.
+
+        Raises (here, when called, before any thread starts):
+            InputError: bad arguments or no garment set.
             SourceError: the source cannot be opened.
+            SessionBusyError: another stream of this session is open.
         """
         if self._garment is None:
             raise InputError("garment", "set with set_garment() before stream()", None)
@@ -240,10 +288,46 @@ class TryOnSession:
             raise InputError("max_frames", "None or an int >= 1", max_frames)
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
             raise InputError("queue_size", "an int >= 1", queue_size)
+        if live is not None and not isinstance(live, bool):
+            raise InputError("live", "None (the source's default), True or False", live)
+        if on_bad_frame is not None and not callable(on_bad_frame):
+            raise InputError("on_bad_frame", "None or a callable (index, error)", on_bad_frame)
+        if self._busy.locked():
+            raise SessionBusyError("stream(): this session already serves a stream (close its "
+                                   "iterator first) or a process() call")  # fmt: skip
         frames = open_source(source, fps=fps)
-        self.stream_end_reason = None
-        self.tracker.reset()
-        self._build.restart()
+        if live is not None:
+            frames.live = live
+        return self._run_stream(frames, max_frames, on_bad_frame, queue_size)
+
+    def _run_stream(
+        self,
+        frames: FrameSource,
+        max_frames: int | None,
+        on_bad_frame: Callable[[int, Exception], None] | None,
+        queue_size: int,
+    ) -> Iterator[TryOnResult]:
+        if not self._busy.acquire(blocking=False):
+            frames.close()
+            raise SessionBusyError("stream(): this session already serves a stream (close its "
+                                   "iterator first) or a process() call")  # fmt: skip
+        try:
+            self.stream_end_reason = None
+            self.tracker.reset()
+            self._build.restart()
+            yield from self._pipeline(frames, max_frames, on_bad_frame, queue_size)
+        finally:
+            frames.close()
+            self._busy.release()
+
+    def _pipeline(
+        self,
+        frames: FrameSource,
+        max_frames: int | None,
+        on_bad_frame: Callable[[int, Exception], None] | None,
+        queue_size: int,
+    ) -> Iterator[TryOnResult]:
+        """The stages of a stream in a :class:`~engine.runtime.pipeline.StagePipeline`."""
         reason: list[str] = []
 
         def capture(feed: Feed) -> None:
@@ -289,14 +373,16 @@ class TryOnSession:
             generator,
             Stage("paste", lambda item: [self._finish(*item)], first, single_thread=True),
         ]
-        deep = queue_size * max(2, self.window.frames)  # a block's worth after the generator
-        sizes = (queue_size, queue_size, queue_size, deep, deep)
+        if frames.live and self.mode == "latency":  # latest frame wins: no frame waits in line
+            sizes = (1, 1, 1, 1, 1)
+        else:
+            deep = queue_size * max(2, self.window.frames)  # a block's worth after the generator
+            sizes = (queue_size, queue_size, queue_size, deep, deep)
         pipeline = StagePipeline(stages, report=report, queue_sizes=sizes,
                                  on_drop=lambda: self._stats.count(dropped=1))  # fmt: skip
         try:
             yield from pipeline.run(capture)
         finally:
-            frames.close()
             self.stream_end_reason = reason[0] if reason else "stopped by the consumer"
 
     def close(self) -> None:
