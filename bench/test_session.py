@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from engine.backends.selection import choose_backend
-from engine.backends.sliding_window import SlidingWindow
+from engine.backends.streaming_runner import make_streaming_runner
 from engine.model.weights import load_generator
 from engine.runtime.session import TryOnSession
 from engine.sample_media import read_sample_clip, sample_clip_path, sample_garment_path
@@ -106,7 +106,7 @@ def test_session_generator_step_vs_block(benchmark, backend, tmp_path_factory):
     model = load_generator("demo")
     cfg = model.config
     t = cfg.frames
-    window = SlidingWindow(model, frames=t, choice=choose_backend(backend),
+    window = make_streaming_runner(model, frames=t, choice=choose_backend(backend),
                            cache_dir=tmp_path_factory.mktemp("graphs"))  # fmt: skip
     g = torch.Generator().manual_seed(0)
     block = {k: torch.rand((t, c, cfg.height, cfg.width), generator=g)

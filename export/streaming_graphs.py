@@ -6,19 +6,19 @@ needs the newest frame's encoder and decoder, plus the MPDT blocks over the T ca
 So the generator is exported twice more, with the same checks as the standard graph (simplified,
 ``onnx.checker``, TensorRT operator audit, onnxruntime parity vs PyTorch below 1e-4):
 
-- ``encoder.onnx``: :meth:`engine.model.mpdt_generator.MPDTGenerator.encode` for one frame. Inputs
-``cloth``,
-  ``pose``, ``background``, ``background_mask`` (1, C, H, W) float32 -> outputs
-  :data:`engine.model.mpdt_generator.FEATURE_NAMES` (1, ...) float32.
+- ``encoder.onnx``: :meth:`engine.model.mpdt_generator.MPDTGenerator.encode` for one frame.
+  Inputs ``cloth``, ``pose``, ``background``, ``background_mask`` (1, C, H, W) float32 ->
+  outputs :data:`engine.model.mpdt_generator.FEATURE_NAMES` (1, ...) float32.
 - ``window.onnx``: :meth:`~engine.model.mpdt_generator.MPDTGenerator.attend` over the T cached
-frames, then
-  :meth:`~engine.model.mpdt_generator.MPDTGenerator.decode` of the newest. Inputs:
-  ``cloth_features``,
-  ``pose_features``, ``background_features`` (T, c, h, w), ``omega`` (T, 1, h, w) (a ring
-  buffer: frame order does not matter, the blocks and the temporal context are equivariant to
-  it), ``newest`` (1,) int64 (the ring slot of the newest frame), and the newest frame's
-  ``background_half``, ``background_full``, ``cloth``, ``background``, ``background_mask``
-  (1, ...) -> ``tryon``, ``rendered`` (1, 3, H, W), ``cloth_mask`` (1, 1, H, W).
+  frames, then :meth:`~engine.model.mpdt_generator.MPDTGenerator.decode` of the newest. Inputs:
+  ``cloth_features``, ``pose_features``, ``background_features`` (T, c, h, w), ``omega``
+  (T, 1, h, w) (a ring buffer: frame order does not matter, the blocks and the temporal context
+  are equivariant to it), ``newest`` (1,) int64 (the ring slot of the newest frame), and the
+  newest frame's ``background_half``, ``background_full``, ``cloth``, ``background``,
+  ``background_mask`` (1, ...) -> ``tryon``, ``rendered`` (1, 3, H, W), ``cloth_mask``
+  (1, 1, H, W).
+
+Both are exported in fp32 or fp16 (``precision``), inputs and outputs float32 either way.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ import torch
 from torch import nn
 
 from engine.errors import ExportError, InputError
+from engine.model.mixed_precision import MixedPrecisionGenerator
 from engine.model.mpdt_generator import FEATURE_NAMES, OUTPUT_NAMES, MPDTGenerator, example_inputs
+from export.onnx_export import FP16_MAX_REL_ERROR, OPSET, simplify_graph, validate_graph
 from export.onnx_export import FP32_MAX_REL_ERROR as MAX_REL_ERROR
-from export.onnx_export import OPSET, simplify_graph, validate_graph
 
 __all__ = [
     "FrameEncoder",
@@ -61,7 +62,7 @@ class FrameEncoder(nn.Module):
 
     def forward(self, cloth, pose, background, background_mask) -> tuple[torch.Tensor, ...]:
         feats = self.model.encode(cloth, pose, background, background_mask)
-        return tuple(feats[name] for name in FEATURE_NAMES)
+        return tuple(feats[name].float() for name in FEATURE_NAMES)  # float32 at the boundary
 
 
 class WindowDecoder(nn.Module):
@@ -90,7 +91,7 @@ class WindowDecoder(nn.Module):
         fused = torch.index_select(fused, 0, newest)  # (1, c, h, w)
         out = self.model.decode(fused, background_half, background_full, cloth, background,
                                 background_mask, impl="reference")  # fmt: skip
-        return tuple(out[name] for name in OUTPUT_NAMES)
+        return tuple(out[name].float() for name in OUTPUT_NAMES)  # float32 at the boundary
 
 
 def example_window_inputs(model: MPDTGenerator, frames: int, seed: int = 0):
@@ -138,32 +139,48 @@ def _parity(module: nn.Module, inputs: dict, outputs: tuple[str, ...], path: Pat
 
 
 def export_streaming_graphs(
-    model: MPDTGenerator, out_dir: str | Path, *, frames: int
+    model: MPDTGenerator, out_dir: str | Path, *, frames: int, precision: str = "fp32"
 ) -> dict[str, float]:
     """Write ``encoder.onnx`` and ``window.onnx`` (T = ``frames``) to ``out_dir``, checked and
-    verified; returns each graph's worst relative error vs PyTorch.
+    verified; returns each graph's worst relative error vs PyTorch float32.
+
+    ``precision="fp16"`` traces the mixed-precision copy of the model
+    (:mod:`engine.model.mixed_precision`: fp16 convolutions, the MPDT blocks and every
+    calibrated hot spot in fp32); inputs and outputs stay float32, and parity is checked
+    against :data:`export.onnx_export.FP16_MAX_REL_ERROR`.
 
     Raises:
-        InputError: ``frames`` < 1 or ``model`` is not a generator.
-        ExportError: simplifier, checker, TensorRT audit or parity (>= 1e-4) failed.
+        InputError: ``frames`` < 1, ``model`` is not a generator, or a bad ``precision``.
+        ExportError: simplifier, checker, TensorRT audit or parity failed.
     """
     if not isinstance(model, MPDTGenerator):
         raise InputError("model", "an MPDTGenerator", model)
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
         raise InputError("frames", "an int >= 1", frames)
+    if precision not in ("fp32", "fp16"):
+        raise InputError("precision", "'fp32' or 'fp16'", precision)
     model = model.eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     encoder_in, window_in = example_window_inputs(model, frames)
+    traced, limit = model, MAX_REL_ERROR
+    if precision == "fp16":
+        traced = MixedPrecisionGenerator(model, example_inputs(model, frames)).generator
+        limit = FP16_MAX_REL_ERROR
     errors = {}
     for name, module, inputs, outputs in (
-        ("encoder", FrameEncoder(model), encoder_in, FEATURE_NAMES),
-        ("window", WindowDecoder(model), window_in, OUTPUT_NAMES),
+        ("encoder", FrameEncoder(traced), encoder_in, FEATURE_NAMES),
+        ("window", WindowDecoder(traced), window_in, OUTPUT_NAMES),
     ):
         path = out_dir / f"{name}.onnx"
         _export(module, inputs, outputs, path)
-        errors[name] = _parity(module, inputs, outputs, path)
-        if errors[name] >= MAX_REL_ERROR:
+        reference = module if precision == "fp32" else _float32_twin(name, model)
+        errors[name] = _parity(reference, inputs, outputs, path)
+        if errors[name] >= limit:
             raise ExportError(f"{name}.onnx differs from PyTorch: max relative error "
-                              f"{errors[name]:.2e} >= {MAX_REL_ERROR:.0e}")  # fmt: skip
+                              f"{errors[name]:.2e} >= {limit:.0e}")  # fmt: skip
     return errors
+
+
+def _float32_twin(name: str, model: MPDTGenerator) -> nn.Module:
+    return FrameEncoder(model) if name == "encoder" else WindowDecoder(model)

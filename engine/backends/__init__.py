@@ -1,10 +1,10 @@
 """Running the generator: one runner per backend (torch, onnxruntime, tensorrt), which backend
 ``"auto"`` picks (:mod:`~engine.backends.selection`), the streaming window over a live stream
-(:mod:`~engine.backends.sliding_window`) and the graph and engine cache
-(:mod:`~engine.backends.graph_cache`), whose :func:`~engine.backends.graph_cache.build_into_cache`
-is the runtime's only door into ``export/`` (it builds a missing graph or engine). May import
-the model, ``kernels`` and the bottom modules of ``engine``; never inputs, perception, runtime,
-training or the CLI.
+(:mod:`~engine.backends.streaming_runner`: one ``StreamingRunner`` per backend) and the graph
+and engine cache (:mod:`~engine.backends.graph_cache`), whose
+:func:`~engine.backends.graph_cache.build_into_cache` is the runtime's only door into
+``export/`` (it builds a missing graph or engine). May import the model, ``kernels`` and the
+bottom modules of ``engine``; never inputs, perception, runtime, training or the CLI.
 """
 
 from __future__ import annotations

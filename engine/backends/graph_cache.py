@@ -39,10 +39,11 @@ __all__ = [
     "graph_cache_dir",
 ]
 
-Artifact = Literal["standard", "plugins", "streaming", "tensorrt"]
-ARTIFACTS = ("standard", "plugins", "streaming", "tensorrt")
+Artifact = Literal["standard", "plugins", "streaming", "tensorrt", "streaming-tensorrt"]
+ARTIFACTS = ("standard", "plugins", "streaming", "tensorrt", "streaming-tensorrt")
 """What :func:`build_into_cache` can return: the standard ONNX graph (onnxruntime), the plugins
-graph (TensorRT's input), the streaming graphs (encoder + window) or a TensorRT engine."""
+graph (TensorRT's input), the streaming graphs (encoder + window), the whole generator's
+TensorRT engine, or the streaming graphs' two TensorRT engines."""
 
 GRAPH_CODE = (
     "engine/model/mpdt_generator.py",
@@ -115,13 +116,14 @@ def build_into_cache(
     precision: Literal["fp32", "fp16"],
     cache_dir: str | Path | None = None,
     log: Callable[[str], None] = lambda message: None,
-) -> Path | bytes:
+) -> Path | bytes | tuple[bytes, bytes]:
     """The cached ``artifact`` of ``model`` for T = ``frames``, exported or built if missing.
 
     Returns:
         ``"standard"`` / ``"plugins"``: the path of the ``.onnx`` file; ``"streaming"``: the
         folder holding ``encoder.onnx`` and ``window.onnx``; ``"tensorrt"``: the serialized
-        engine (bytes) built from the plugins graph.
+        engine (bytes) built from the plugins graph; ``"streaming-tensorrt"``: the
+        ``(encoder, window)`` engines (bytes) built from the streaming graphs.
 
     Raises:
         InputError: an unknown artifact or precision.
@@ -143,13 +145,22 @@ def build_into_cache(
             lambda tmp: export_onnx(model, tmp / STANDARD_FILE, frames=frames, precision=precision),
             log,
         )
-    if artifact == "streaming":
+    if artifact in ("streaming", "streaming-tensorrt"):
         cached_file(
             graphs / "window.onnx",
-            lambda tmp: export_streaming_graphs(model, tmp, frames=frames),
+            lambda tmp: export_streaming_graphs(model, tmp, frames=frames, precision=precision),
             log,
         )
-        return graphs
+        if artifact == "streaming":
+            return graphs
+        from export.tensorrt_engine import load_or_build_engine
+
+        return tuple(
+            load_or_build_engine(
+                graphs / f"{name}.onnx", cache / "engines", precision=precision, log=log
+            )  # fmt: skip
+            for name in ("encoder", "window")
+        )
     plugins = cached_file(
         graphs / PLUGINS_FILE,
         lambda tmp: export_graphs(model, tmp, frames=frames, precision=precision),

@@ -10,7 +10,7 @@ milliseconds::
                         over time (engine.inputs.person_crop), cut out and resized to model size
     inputs              try-on region, background, warped garment, pose maps at model size
                         (engine.inputs.frame_inputs, the code that built the training data)
-    generator           the generator over the window (engine.backends.sliding_window)
+    generator           the generator over the window (engine.backends.streaming_runner)
     composite           the try-on crop pasted back into the full frame inside the region,
                         feathered, straight to uint8 (engine.runtime.paste)
 
@@ -39,7 +39,7 @@ from typing import Literal
 import numpy as np
 
 from engine.backends.selection import BACKENDS, choose_backend
-from engine.backends.sliding_window import SlidingWindow
+from engine.backends.streaming_runner import make_streaming_runner
 from engine.errors import InputError, SessionBusyError
 from engine.inputs.garment_image import GARMENT_MAX_SIDE, GarmentImage, load_garment_image
 from engine.inputs.person_crop import PersonCrop
@@ -158,9 +158,6 @@ class TryOnSession:
             raise InputError("backend", f"one of {', '.join(map(repr, BACKENDS))}", backend)
         if precision not in PRECISIONS:
             raise InputError("precision", f"one of {', '.join(map(repr, PRECISIONS))}", precision)
-        if precision == "fp16":
-            raise InputError("precision", "'auto' or 'fp32' for the streaming window (fp16 runs "
-                             "in engines built by `tryon export`)", precision)  # fmt: skip
         if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= MAX_WINDOW:
             raise InputError("window", f"an int in [1, {MAX_WINDOW}] (frames per generator call)",
                              window)  # fmt: skip
@@ -171,15 +168,21 @@ class TryOnSession:
             raise InputError("paste", "'garment' or 'region'", paste)
         cache_dir = _check_cache_dir(cache_dir)
 
-        choice = choose_backend(backend)
-        if choice.backend == "tensorrt":  # auto on a TensorRT machine: the window runs in ORT
-            choice = choose_backend("onnxruntime")
+        choice = choose_backend(backend)  # BackendUnavailableError: never another backend
+        if precision == "auto":
+            precision = "fp16" if choice.device == "cuda" else "fp32"
+        if precision == "fp16" and choice.device != "cuda":
+            raise InputError("precision", f"'auto' or 'fp32' for {choice.backend} on the CPU "
+                             "(fp16 runs on CUDA devices: TensorRT, CUDA torch, onnxruntime-gpu)",
+                             precision)  # fmt: skip
         generator = load_generator(model)
         self.config = generator.config
         self.mode = mode
         self.backend = choice.backend
         self.backend_reason = choice.reason
-        self.window = SlidingWindow(generator, frames=window, choice=choice, cache_dir=cache_dir)
+        self.precision = precision
+        self.window = make_streaming_runner(generator, frames=window, choice=choice,
+                                            precision=precision, cache_dir=cache_dir)  # fmt: skip
         self.tracker = PersonDetector(smoothing=True) if tracker is None else tracker
         self.crop = PersonCrop(self.config.height, self.config.width)
         self._garment: GarmentImage | None = None

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from engine.backends.sliding_window import SlidingWindow
+from engine.backends.streaming_runner import StreamingRunner
 from engine.inputs.frame_inputs import frame_inputs
 from engine.inputs.garment_image import GarmentImage
 from engine.inputs.person_crop import CropBox, PersonCrop
@@ -79,6 +79,7 @@ class FrameWork:
     box: CropBox | None = None
     inputs: dict[str, torch.Tensor] | None = None  # (1, C, h, w) each, model size
     region: torch.Tensor | None = None  # (1, 1, h, w), 1 = regenerated
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # other frame_inputs outputs
     restart: bool = False  # the person was lost before this frame: the window starts over
 
 
@@ -165,7 +166,8 @@ class BuildInputs:
             return work
         work.box = box
         work.region = inputs.pop("region")
-        work.inputs = inputs
+        work.inputs = {name: inputs.pop(name) for name in INPUT_NAMES}  # the generator's
+        work.extras = inputs  # e.g. paste masks, kept for the paste
         work.restart, self.lost = self.lost, False
         return work
 
@@ -180,7 +182,7 @@ class Generate:
         threads: torch intra-op threads while it runs (None: leave torch's setting).
     """
 
-    def __init__(self, window: SlidingWindow, *, threads: int | None) -> None:
+    def __init__(self, window: StreamingRunner, *, threads: int | None) -> None:
         self.window = window
         self.threads = threads
 

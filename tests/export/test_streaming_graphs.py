@@ -159,3 +159,17 @@ def test_bad_arguments_are_named(model, tmp_path, kwargs, argument):
         export_streaming_graphs(kwargs.pop("model"), tmp_path / "out", **kwargs)
     assert info.value.argument == argument
     assert not (tmp_path / "out").exists()  # rejected before writing anything
+
+
+def test_fp16_graphs_are_strongly_typed_with_float32_io(model, tmp_path):
+    errors = export_streaming_graphs(model, tmp_path, frames=T, precision="fp16")
+    assert set(errors) == {"encoder", "window"} and max(errors.values()) < 2e-2
+    for name in ("encoder", "window"):
+        proto = onnx.load(str(tmp_path / f"{name}.onnx"))
+        weights = {
+            onnx.helper.tensor_dtype_to_np_dtype(t.data_type) for t in proto.graph.initializer
+        }
+        assert np.dtype("float16") in weights  # the fp16 convolutions
+        io = [*proto.graph.input, *proto.graph.output]
+        float_io = [v for v in io if v.type.tensor_type.elem_type != onnx.TensorProto.INT64]
+        assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in float_io)

@@ -1,4 +1,4 @@
-"""SlidingWindow on the tiny generator: causal steps equal the full generator on the last T
+"""The streaming runners on the tiny generator: causal steps equal the full generator on the last T
 frames, the stream start repeats the first frame, reset restarts, blocks equal the forward, the
 onnxruntime backend matches torch, the exported-graph cache is reused and keyed, and bad inputs
 are named."""
@@ -9,8 +9,8 @@ import torch
 from engine.backends.graph_cache import default_cache_dir
 from engine.backends.graph_cache import graph_cache_dir as factory_cache_dir
 from engine.backends.selection import BackendChoice, choose_backend
-from engine.backends.sliding_window import SlidingWindow
-from engine.errors import InputError
+from engine.backends.streaming_runner import make_streaming_runner
+from engine.errors import BackendUnavailableError, InputError
 from engine.model.mpdt_generator import INPUT_NAMES, OUTPUT_NAMES
 from engine.model.weights import load_generator
 from tests.runtime_fixtures import make_lively, tiny_model_file
@@ -67,7 +67,9 @@ def ort_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ort_window(model, ort_cache):
     pytest.importorskip("onnxruntime")
-    return SlidingWindow(model, frames=T, choice=choose_backend("onnxruntime"), cache_dir=ort_cache)
+    return make_streaming_runner(
+        model, frames=T, choice=choose_backend("onnxruntime"), cache_dir=ort_cache
+    )
 
 
 def _stack(window_frames):
@@ -91,7 +93,7 @@ def _copy(out):
 
 
 def test_each_step_equals_the_forward_on_the_last_t_frames(model, frames):
-    window = SlidingWindow(model, frames=T, choice=TORCH)
+    window = make_streaming_runner(model, frames=T, choice=TORCH)
     assert window.backend == "torch"
     for k, frame in enumerate(frames[:5]):
         out = window.step(frame)
@@ -107,7 +109,7 @@ def test_each_step_equals_the_forward_on_the_last_t_frames(model, frames):
 def test_step_is_exactly_encode_attend_decode_per_frame(model, frames):
     """Bit-exact against the same computation written out: each frame encoded alone, the MPDT
     blocks over the ring (slot order), the newest slot decoded."""
-    window = SlidingWindow(model, frames=T, choice=TORCH)
+    window = make_streaming_runner(model, frames=T, choice=TORCH)
     with torch.no_grad():
         feats = [model.encode(**f) for f in frames]
         for k, frame in enumerate(frames[:5]):
@@ -127,17 +129,17 @@ def test_step_is_exactly_encode_attend_decode_per_frame(model, frames):
 
 def test_first_frame_is_repeated_at_the_stream_start(model, frames):
     for length in (T, 3):
-        window = SlidingWindow(model, frames=length, choice=TORCH)
+        window = make_streaming_runner(model, frames=length, choice=TORCH)
         out = window.step(frames[0])
         assert _max_diff(out, _forward_last(model, [frames[0]] * length)) <= FORWARD_ATOL
     # T = 1: every step is the generator on that frame alone
-    single = SlidingWindow(model, frames=1, choice=TORCH)
+    single = make_streaming_runner(model, frames=1, choice=TORCH)
     for frame in frames[:3]:
         assert _max_diff(single.step(frame), _forward_last(model, [frame])) <= FORWARD_ATOL
 
 
 def test_step_returns_reused_buffers(model, frames):
-    window = SlidingWindow(model, frames=T, choice=TORCH)
+    window = make_streaming_runner(model, frames=T, choice=TORCH)
     first = window.step(frames[0])
     kept = _copy(first)
     second = window.step(frames[1])
@@ -146,19 +148,19 @@ def test_step_returns_reused_buffers(model, frames):
 
 
 def test_reset_restarts_the_stream(model, frames):
-    window = SlidingWindow(model, frames=T, choice=TORCH)
+    window = make_streaming_runner(model, frames=T, choice=TORCH)
     for frame in frames[:3]:
         window.step(frame)
     window.reset()
     restarted = [_copy(window.step(f)) for f in frames[4:7]]
-    fresh = SlidingWindow(model, frames=T, choice=TORCH)
+    fresh = make_streaming_runner(model, frames=T, choice=TORCH)
     expected = [_copy(fresh.step(f)) for f in frames[4:7]]
     for got, want in zip(restarted, expected, strict=True):
         assert _max_diff(got, want) == 0.0
 
 
 def test_block_equals_the_forward(model, frames):
-    window = SlidingWindow(model, frames=T, choice=TORCH)
+    window = make_streaming_runner(model, frames=T, choice=TORCH)
     block = _stack(frames[2 : 2 + T])
     out = window.block(block)
     with torch.no_grad():
@@ -170,7 +172,7 @@ def test_block_equals_the_forward(model, frames):
 
 def test_onnxruntime_steps_match_torch(model, frames, ort_window):
     assert ort_window.backend == "onnxruntime"
-    reference = SlidingWindow(model, frames=T, choice=TORCH)
+    reference = make_streaming_runner(model, frames=T, choice=TORCH)
     sequence = frames[:5] + ["reset"] + frames[5:7]
     for frame in sequence:
         if frame == "reset":
@@ -186,7 +188,7 @@ def test_onnxruntime_steps_match_torch(model, frames, ort_window):
 
 def test_onnxruntime_block_matches_torch(model, frames, ort_window, ort_cache):
     block = _stack(frames[:T])
-    want = SlidingWindow(model, frames=T, choice=TORCH).block(block)
+    want = make_streaming_runner(model, frames=T, choice=TORCH).block(block)
     got = ort_window.block(block)
     assert _max_diff(got, want) < 1e-4
     assert (graph_cache_dir(model, T, ort_cache) / "standard.onnx").is_file()
@@ -203,7 +205,9 @@ def test_graph_cache_is_reused(model, frames, ort_window, ort_cache, monkeypatch
         raise AssertionError("the cached graphs were exported again")
 
     monkeypatch.setattr(export.streaming_graphs, "export_streaming_graphs", no_export)
-    again = SlidingWindow(model, frames=T, choice=ort_window.choice, cache_dir=ort_cache)
+    again = make_streaming_runner(
+        model, frames=T, choice=choose_backend("onnxruntime"), cache_dir=ort_cache
+    )
     assert {name: p.stat().st_mtime_ns for name, p in files.items()} == mtimes
     assert _max_diff(again.step(frames[0]), _copy(ort_window.step(frames[0]))) == 0.0
     ort_window.reset()
@@ -243,7 +247,7 @@ def test_graph_cache_key(tmp_path, monkeypatch):
          "float16", "numpy"],
 )  # fmt: skip
 def test_bad_step_inputs_are_named(model, frames, change, argument):
-    window = SlidingWindow(model, frames=T, choice=TORCH)
+    window = make_streaming_runner(model, frames=T, choice=TORCH)
     with pytest.raises(InputError) as info:
         window.step(change(frames[0]))
     assert info.value.argument == argument
@@ -251,7 +255,7 @@ def test_bad_step_inputs_are_named(model, frames, change, argument):
 
 
 def test_bad_block_inputs_are_named(model, frames):
-    window = SlidingWindow(model, frames=T, choice=TORCH)
+    window = make_streaming_runner(model, frames=T, choice=TORCH)
     with pytest.raises(InputError) as info:
         window.block(frames[0])  # one frame, not T
     assert info.value.argument == "cloth"
@@ -265,14 +269,31 @@ def test_bad_block_inputs_are_named(model, frames):
 @pytest.mark.parametrize("value", [0, -1, True, 2.0, "2", None])
 def test_bad_frames_argument(model, value):
     with pytest.raises(InputError) as info:
-        SlidingWindow(model, frames=value, choice=TORCH)
+        make_streaming_runner(model, frames=value, choice=TORCH)
     assert info.value.argument == "frames"
 
 
-def test_tensorrt_choice_is_rejected(model):
-    with pytest.raises(InputError) as info:
-        SlidingWindow(model, frames=T, choice=BackendChoice("tensorrt", "cuda", "test"))
-    assert info.value.argument == "choice"
-    assert "tensorrt" in str(info.value)
+def test_tensorrt_without_tensorrt_says_what_is_missing(model):
+    """Never a silent substitute: the TensorRT runner raises, naming the backend."""
+    with pytest.raises(BackendUnavailableError) as info:
+        make_streaming_runner(model, frames=T, choice=BackendChoice("tensorrt", "cuda", "test"))
+    assert info.value.backend == "tensorrt" and "install" in info.value.reason
     # the model is untouched (still on the CPU, still usable)
     assert next(model.parameters()).device.type == "cpu"
+
+
+def test_fp16_on_the_cpu_is_refused_before_any_work(model):
+    with pytest.raises(InputError) as info:
+        make_streaming_runner(model, frames=T, choice=TORCH, precision="fp16")
+    assert info.value.argument == "precision" and "CUDA" in str(info.value)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_torch_fp16_steps_on_cuda_track_fp32(model, frames):
+    choice = BackendChoice("torch", "cuda", "test")
+    fp32 = make_streaming_runner(model, frames=T, choice=choice)
+    fp16 = make_streaming_runner(model, frames=T, choice=choice, precision="fp16")
+    for f in frames[:4]:
+        want = {k: v.clone() for k, v in fp32.step(f).items()}
+        got = fp16.step(f)
+        assert _max_diff(got, want) < 5e-2
