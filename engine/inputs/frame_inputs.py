@@ -6,20 +6,37 @@ For T frames (T, 3, H, W) in [0, 1], their poses (T, 18, 3) and a flat-lay garme
     pose            = render_pose_maps(keypoints)                     (T, POSE_CHANNELS, H, W)
     region          = tryon_region(keypoints, person_mask)            (T, 1, H, W), 1 = regenerate
     background, background_mask = make_background(frames, region)     (T, 3 | 1, H, W)
+    outline         = body_outline(person_mask, keypoints)            (fit="outline" only)
     cloth           = warp_garment(garment -> each frame's body)      (T, 4, H, W): RGB + alpha
+    paste_mask      = paste_mask(frame, keypoints, cloth alpha)       (T, 1, H, W)
+    shading         = clothing_shading(frame, paste_mask)             (T, 1, H, W)
 
 ``region`` is returned too (the loss and the metrics weigh it); it is ``1 - background_mask``.
+``paste_mask`` (where the new garment replaces the frame: its alpha on the body, forearms and
+hands in front and everything above the collar line left out) and ``shading`` (the original
+clothing's low-passed luminance ratio, for the paste to multiply the garment by) are for the
+paste; they are not generator inputs (:data:`engine.model.mpdt_generator.INPUT_NAMES`).
+
+The fit: ``"outline"`` puts the garment's seams on the silhouette measured on the person mask
+(:mod:`engine.inputs.body_outline`, :func:`engine.inputs.garment.fit_points`); ``"keypoints"``
+uses the skeleton anchors (:func:`engine.inputs.garment.body_anchor_points`). The default is the
+outline whenever a person mask is given. :func:`clip_inputs` keeps the keypoint fit by default:
+the bundled demo generator was trained on it.
 """
 
 from __future__ import annotations
 
 import torch
 
+from engine.errors import InputError
+from engine.inputs.body_outline import body_outline
 from engine.inputs.garment import garment_keypoints, warp_garment
 from engine.inputs.pose_maps import render_pose_maps
-from engine.inputs.tryon_region import make_background, tryon_region
+from engine.inputs.tryon_region import clothing_shading, make_background, paste_mask, tryon_region
 
-__all__ = ["frame_inputs", "clip_inputs"]
+__all__ = ["frame_inputs", "clip_inputs", "FITS"]
+
+FITS = ("outline", "keypoints")
 
 
 def frame_inputs(
@@ -29,6 +46,8 @@ def frame_inputs(
     *,
     garment_points: torch.Tensor | None = None,
     person_mask: torch.Tensor | None = None,
+    fit: str | None = None,
+    shading_strength: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Inputs for T frames; see the module docstring.
 
@@ -39,32 +58,55 @@ def frame_inputs(
         garment_points: its landmarks (from :func:`engine.inputs.garment.garment_keypoints`); found
             here when ``None`` (pass them to avoid redoing per-garment work every call).
         person_mask: optional (T, 1, H, W) person silhouette in [0, 1].
+        fit: ``"outline"``, ``"keypoints"`` or ``None`` (outline when ``person_mask`` is given).
+        shading_strength: ``strength`` of :func:`engine.inputs.tryon_region.clothing_shading`.
 
     Returns:
         dict of (T, C, H, W) float32 tensors: ``cloth``, ``pose``, ``background``,
-        ``background_mask``, ``region``.
+        ``background_mask``, ``region``, ``paste_mask`` and ``shading`` (both C = 1).
     """
     t, _, h, w = frames.shape
+    if fit is None:
+        fit = "keypoints" if person_mask is None else "outline"
+    if fit not in FITS:
+        raise InputError("fit", f"one of {FITS} or None", fit)
     if garment_points is None:
         garment_points = garment_keypoints(garment)
     region = tryon_region(
         keypoints, h, w, person_mask=None if person_mask is None else person_mask[:, 0]
     )  # (T, H, W)
     background, background_mask = make_background(frames, region)
-    cloth = []
+    cloth, pastes, shades = [], [], []
     for i in range(t):
-        rgb, alpha = warp_garment(garment, garment_points, keypoints[i], h, w)
+        pm = None if person_mask is None else person_mask[i, 0]
+        outline = body_outline(pm, keypoints[i], h, w)
+        rgb, alpha = warp_garment(
+            garment, garment_points, keypoints[i], h, w,
+            outline=outline if fit == "outline" else None,
+        )  # fmt: skip
         cloth.append(torch.cat([rgb, alpha]))  # (4, H, W)
+        widths = tuple(float(v) for v in outline.arm_width)
+        paste = paste_mask(frames[i], keypoints[i], alpha, person_mask=pm, arm_width=widths)
+        pastes.append(paste.to(frames.device))
+        shades.append(
+            clothing_shading(frames[i], paste, strength=shading_strength).to(frames.device)
+        )
     return {
         "cloth": torch.stack(cloth),
         "pose": render_pose_maps(keypoints, h, w),
         "background": background.to(torch.float32),
         "background_mask": background_mask,
         "region": 1.0 - background_mask,
+        "paste_mask": torch.stack(pastes),
+        "shading": torch.stack(shades),
     }
 
 
-def clip_inputs(clip) -> dict[str, torch.Tensor]:
+def clip_inputs(clip, *, fit: str = "keypoints") -> dict[str, torch.Tensor]:
     """:func:`frame_inputs` for an :class:`engine.training.synthetic.Clip` (its noisy keypoints and
-    its person mask, as a detector and a segmenter would give them)."""
-    return frame_inputs(clip.frames, clip.keypoints, clip.garment, person_mask=clip.person_mask)
+    its person mask, as a detector and a segmenter would give them). ``fit="keypoints"`` by
+    default (the targets the demo generator was trained and is evaluated on); ``"outline"`` opts
+    in to the silhouette fit."""
+    return frame_inputs(
+        clip.frames, clip.keypoints, clip.garment, person_mask=clip.person_mask, fit=fit
+    )

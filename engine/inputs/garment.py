@@ -5,7 +5,10 @@ Three steps, each reusable on its own so a runtime can cache the per-garment wor
 1. :func:`garment_keypoints` finds :data:`GARMENT_POINTS` on the garment's silhouette (once per
    garment);
 2. :func:`body_anchor_points` gives the matching points on the body from the 18 keypoints (per
-   frame), with a confidence each;
+   frame), with a confidence each; given the body's outline
+   (:func:`engine.inputs.body_outline.body_outline`, measured on the person mask),
+   :func:`fit_points` gives a denser set of pairs that puts the seams on the silhouette and the
+   sleeves along the arms;
 3. :func:`tps_grid` solves the thin-plate spline target -> source and evaluates it on the output
    pixel grid; :func:`warp_garment` samples the garment with it.
 
@@ -26,13 +29,15 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import InputError
+from engine.inputs.body_outline import BodyOutline
 from engine.inputs.tryon_region import body_frame
-from engine.keypoints import check_keypoints, check_size
+from engine.keypoints import KEYPOINT_INDEX, check_keypoints, check_size, present_keypoints
 
 __all__ = [
     "BACKGROUND_DISTANCE",
     "GARMENT_POINTS",
     "body_anchor_points",
+    "fit_points",
     "garment_keypoints",
     "garment_mask",
     "tps_grid",
@@ -279,7 +284,11 @@ def garment_keypoints(garment: torch.Tensor) -> torch.Tensor:
 
 
 def body_anchor_points(
-    keypoints: torch.Tensor, *, height: int | None = None, sleeve_fraction: float = 0.5
+    keypoints: torch.Tensor,
+    *,
+    height: int | None = None,
+    sleeve_fraction: float = 0.5,
+    outline: BodyOutline | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Target points on the body for :data:`GARMENT_POINTS`, with a confidence each.
 
@@ -300,6 +309,11 @@ def body_anchor_points(
         keypoints: ``(18, 3)`` or ``(T, 18, 3)`` pose in pixels.
         height: the image height (limits the hip extrapolation); ``None`` = unlimited.
         sleeve_fraction: where the sleeve ends lie between shoulder (0) and elbow (1).
+        outline: the body's outline (:func:`engine.inputs.body_outline.body_outline`) for a
+            single ``(18, 3)`` pose: the points then follow the silhouette (:func:`fit_points`'s
+            rules: shoulders on the shoulder tops, armpits and hem corners on the torso edges
+            pushed out by :data:`EASE`, sleeve ends ``sleeve_fraction`` of the way from the sleeve
+            root to the elbow); confidences stay the keypoints'.
 
     Returns:
         ``points`` ``(10, 2)`` (or ``(T, 10, 2)``) float32 pixels and ``confidence`` ``(10,)``
@@ -336,9 +350,218 @@ def body_anchor_points(
     conf += [cs[:, 0], cs[:, 1], ch[:, 0], ch[:, 1]]
     points = torch.stack(pts, dim=1)  # (B, 10, 2)
     confidence = torch.stack(conf, dim=1).clamp(0.0, 1.0)  # (B, 10)
+    if outline is not None:
+        if batched or not isinstance(outline, BodyOutline):
+            raise InputError("outline", "a BodyOutline for one (18, 3) pose", outline)
+        if outline.valid:
+            points = points.clone()
+            points[0, : _HL + 1] = _outline_targets(bf, outline, sleeve_fraction, points.device)
     if not batched:
         return points[0], confidence[0]
     return points, confidence
+
+
+EASE = 0.03
+"""How far (in shoulder widths) the side seams and hem corners are pushed out past the measured
+torso edges, so the person's own clothes do not show along the garment's sides."""
+
+SLEEVE_EASE = 1.15
+"""A sleeve's width over the measured upper arm width."""
+
+
+def _outline_targets(bf, outline: BodyOutline, sleeve_fraction: float, device) -> torch.Tensor:
+    """The 10 targets of one pose from its outline (rules: :func:`fit_points`)."""
+    sw = float(bf.shoulder_width[0])
+    u, d = bf.across[0].cpu(), bf.down[0].cpu()
+    e = outline.edges
+    out = torch.zeros(NUM_GARMENT_POINTS, 2)
+    out[_CR] = bf.neck[0].cpu() - 0.17 * sw * u - 0.03 * sw * d
+    out[_CL] = bf.neck[0].cpu() + 0.17 * sw * u - 0.03 * sw * d
+    out[_SR], out[_SL] = outline.shoulder_tops[0], outline.shoulder_tops[1]
+    ease = EASE * sw * u
+    out[_AR] = e[1, 0] - ease - 0.08 * sw * d
+    out[_AL] = e[1, 1] + ease - 0.08 * sw * d
+    out[_HR], out[_HL] = e[3, 0] - ease, e[3, 1] + ease
+    for side, (v, s, a) in enumerate(((_VR, _SR, _AR), (_VL, _SL, _AL))):
+        root = 0.5 * (out[s] + out[a])
+        elbow = (bf.r_elbow if side == 0 else bf.l_elbow)[0].cpu()
+        out[v] = root + sleeve_fraction * (elbow - root)
+    return out.to(device)
+
+
+def _run_halfwidth(alpha: np.ndarray, centre: np.ndarray, normal: np.ndarray, reach: float):
+    """Half widths (along -normal, +normal) of the alpha run through ``centre``, or None."""
+    hg, wg = alpha.shape
+    offs = np.arange(-reach, reach + 0.25, 0.5)
+    pts = centre[None] + offs[:, None] * normal[None]
+    ix = np.clip(np.floor(pts[:, 0]).astype(int), 0, wg - 1)
+    iy = np.clip(np.floor(pts[:, 1]).astype(int), 0, hg - 1)
+    inside = (alpha[iy, ix] > 0.5) & (pts[:, 0] >= 0) & (pts[:, 0] < wg)
+    inside &= (pts[:, 1] >= 0) & (pts[:, 1] < hg)
+    mid = int(np.argmin(np.abs(offs)))
+    if not inside[mid]:
+        return None
+    lo = hi = mid
+    while lo > 0 and inside[lo - 1]:
+        lo -= 1
+    while hi < len(offs) - 1 and inside[hi + 1]:
+        hi += 1
+    return -offs[lo], offs[hi]
+
+
+def _has_sleeve(gp: torch.Tensor, side: int) -> bool:
+    sleeve, shoulder, armpit = ((_VR, _SR, _AR), (_VL, _SL, _AL))[side]
+    g_sw = float((gp[_SL] - gp[_SR]).norm())
+    root = 0.5 * (gp[shoulder] + gp[armpit])
+    return float((gp[sleeve] - root).norm()) >= 0.05 * max(g_sw, 1.0)
+
+
+def _rot90(v: np.ndarray) -> np.ndarray:
+    return np.array([-v[1], v[0]])
+
+
+def fit_points(
+    garment_points: torch.Tensor,
+    keypoints: torch.Tensor,
+    outline: BodyOutline,
+    height: int,
+    *,
+    garment_alpha: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Garment -> body point pairs for the thin-plate spline, from the body's outline.
+
+    Rules (``sw`` the shoulder width, ``u`` across, ``d`` down, edges from
+    :func:`engine.inputs.body_outline.body_outline`, each with its own keypoint fallback):
+
+    * collars: ``neck -/+ 0.17 sw u - 0.03 sw d`` (as :func:`body_anchor_points`);
+    * shoulders (the seams): the outline's shoulder tops (top of the silhouette a quarter arm
+      width inside the outer shoulder edge), not the joints;
+    * armpits: the chest edges moved up by ``0.08 sw`` and out by :data:`EASE` ``sw``;
+    * hem corners: the hem line's edges (hips, or the frame bottom) pushed out by ``EASE sw``;
+    * side mid points: the garment's armpit -> hem midpoints on the waist edges (``+ EASE sw``),
+      and the garment's armpit midpoint on the body's armpit midpoint (keeps the spline from
+      folding between the side seams);
+    * sleeves (when the garment has one, :func:`warp_garment`'s rule, and the elbow is found):
+      the garment's sleeve axis, root (shoulder/armpit midpoint) -> sleeve landmark, maps onto
+      the arm path body root -> elbow -> wrist (the wrist only when found) with length
+      ``L = (garment sleeve length / garment shoulder-to-hem length) * body shoulder-to-hip
+      length`` (the body length is ``1.35 sw`` when a hip is missing), clamped to the path's
+      length: a short sleeve stops part-way down the upper arm, a long one bends at the elbow
+      and follows the forearm (a missing wrist: the forearm continues the upper arm for
+      ``0.6 sw``). Points at ``k / n`` of the way (``n = 4``, or 6 when ``L``
+      passes the elbow); from ``k / n >= 0.5`` also both sleeve edges: the garment's measured
+      half width (across its sleeve axis, on ``garment_alpha``) onto ``SLEEVE_EASE / 2`` times
+      the measured arm width (both sides rotated the same way, so nothing is mirrored).
+
+    Args:
+        garment_points: ``(10, 2)`` landmarks (:func:`garment_keypoints`).
+        keypoints: ``(18, 3)`` pose in pixels.
+        outline: its :class:`~engine.inputs.body_outline.BodyOutline`.
+        height: the image height.
+        garment_alpha: ``(Hg, Wg)`` garment mask (sleeve widths); ``None``: a sleeve's half width
+            is taken as 0.35 of its length.
+
+    Returns:
+        ``source`` (garment pixels) and ``target`` (body pixels), both ``(N, 2)`` float32 CPU;
+        ``N == 0`` when no person is found.
+    """
+    _check_points(garment_points, "garment_points", NUM_GARMENT_POINTS)
+    check_keypoints(keypoints, max_ndim=2)
+    height = check_size(height, "height")
+    if not isinstance(outline, BodyOutline):
+        raise InputError("outline", "a BodyOutline", outline)
+    kp = keypoints.detach().to("cpu", torch.float32)
+    targets, conf = body_anchor_points(kp, height=height, outline=outline)
+    empty = torch.zeros(0, 2)
+    if not outline.valid or float(conf.max()) <= 0:
+        return empty, empty
+    gp = garment_points.detach().to("cpu", torch.float64).numpy()
+    tg = targets.to(torch.float64).numpy()
+    bf = body_frame(kp[None], height)
+    sw = float(bf.shoulder_width[0])
+    u = bf.across[0].double().numpy()
+    src, tgt = [], []
+    use = (conf > 0).numpy()
+    use[[_VR, _VL]] = False  # the sleeve chains below replace the sleeve ends
+    for i in np.nonzero(use)[0]:
+        src.append(gp[i])
+        tgt.append(tg[i])
+    # Side mid points and the chest centre.
+    waist = outline.edges[2].double().numpy()
+    ease = EASE * sw * u
+    for side, (a, h) in enumerate(((_AR, _HR), (_AL, _HL))):
+        if use[a] and use[h]:
+            src.append(0.5 * (gp[a] + gp[h]))
+            tgt.append(waist[side] + (-ease if side == 0 else ease))
+    if use[_AR] and use[_AL]:
+        src.append(0.5 * (gp[_AR] + gp[_AL]))
+        tgt.append(0.5 * (tg[_AR] + tg[_AL]))
+
+    # Sleeves.
+    alpha = None if garment_alpha is None else garment_alpha.detach().cpu().numpy()
+    g_len = float(np.linalg.norm(0.5 * (gp[_HR] + gp[_HL]) - 0.5 * (gp[_SR] + gp[_SL])))
+    present = present_keypoints(kp).numpy()
+    hips = (KEYPOINT_INDEX["right_hip"], KEYPOINT_INDEX["left_hip"])
+    if present[list(hips)].all():
+        mid_h = 0.5 * (kp[hips[0], :2] + kp[hips[1], :2]).double().numpy()
+        mid_s = 0.5 * (bf.r_shoulder[0] + bf.l_shoulder[0]).double().numpy()
+        b_len = float(np.linalg.norm(mid_h - mid_s))
+    else:
+        b_len = 1.35 * sw
+    wrist_idx = (KEYPOINT_INDEX["right_wrist"], KEYPOINT_INDEX["left_wrist"])
+    elbows = (bf.r_elbow[0].double().numpy(), bf.l_elbow[0].double().numpy())
+    has_elbow = (bf.conf_elbow[0] > 0).numpy()
+    for side, (v, s, a) in enumerate(((_VR, _SR, _AR), (_VL, _SL, _AL))):
+        if not has_elbow[side] or not _has_sleeve(garment_points, side) or g_len < 1e-6:
+            continue
+        g_root = 0.5 * (gp[s] + gp[a])
+        g_vec = gp[v] - g_root
+        g_sleeve = float(np.linalg.norm(g_vec))
+        g_dir = g_vec / max(g_sleeve, 1e-9)
+        b_root = 0.5 * (tg[s] + tg[a])
+        path = [b_root, elbows[side]]
+        if present[wrist_idx[side]]:
+            path.append(kp[wrist_idx[side], :2].double().numpy())
+        else:  # wrist not found (often out of frame): the forearm continues the upper arm
+            ua = path[1] - path[0]
+            path.append(path[1] + 0.6 * sw * ua / max(float(np.linalg.norm(ua)), 1e-9))
+        seg = [np.linalg.norm(q - p) for p, q in zip(path, path[1:], strict=False)]
+        if seg[0] < 1e-3:
+            continue
+        total = float(sum(seg))
+        length = min(g_sleeve / g_len * b_len, total)
+        n = 6 if length > seg[0] + 1e-6 else 4
+        half_b = 0.5 * SLEEVE_EASE * float(outline.arm_width[side])
+        for k in range(1, n + 1):
+            f = k / n
+            at = f * length
+            i = 0 if at <= seg[0] or len(seg) == 1 else 1
+            start = 0.0 if i == 0 else seg[0]
+            dirs = [
+                (q - p) / max(np.linalg.norm(q - p), 1e-9)
+                for p, q in zip(path, path[1:], strict=False)
+            ]
+            point = path[i] + min(at - start, seg[i]) * dirs[i]
+            tangent = dirs[i]
+            if len(dirs) > 1 and abs(at - seg[0]) < 0.15 * total:  # at the elbow: mean direction
+                mean = dirs[0] + dirs[1]
+                if np.linalg.norm(mean) > 1e-6:
+                    tangent = mean / np.linalg.norm(mean)
+            g_point = g_root + f * g_vec
+            src.append(g_point)
+            tgt.append(point)
+            if f < 0.5:
+                continue
+            g_half = None
+            if alpha is not None:
+                g_half = _run_halfwidth(alpha, g_point, _rot90(g_dir), 0.6 * g_sleeve + 2.0)
+            if g_half is None:
+                g_half = (0.35 * g_sleeve, 0.35 * g_sleeve)
+            g_n, b_n = _rot90(g_dir), _rot90(tangent)
+            src += [g_point - g_half[0] * g_n, g_point + g_half[1] * g_n]
+            tgt += [point - half_b * b_n, point + half_b * b_n]
+    to = lambda pts: torch.from_numpy(np.asarray(pts, dtype=np.float32).reshape(-1, 2))  # noqa: E731
+    return to(src), to(tgt)
 
 
 def _tps_kernel(r2: torch.Tensor) -> torch.Tensor:
@@ -424,8 +647,13 @@ def warp_garment(
     *,
     sleeve_fraction: float = 0.5,
     regularization: float = 1e-4,
+    outline: BodyOutline | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp a flat-lay garment onto the body (thin-plate spline, bilinear, zero padding).
+
+    With ``outline`` (:func:`engine.inputs.body_outline.body_outline` of this pose), the control
+    points are :func:`fit_points` (seams on the silhouette, sleeves along the arms); without it,
+    the keypoint anchors below (the targets the bundled demo generator was trained on).
 
     The TPS control points are the garment landmarks whose body anchor has confidence > 0
     (:func:`body_anchor_points`); sleeve ends are also dropped when the garment has no sleeve
@@ -450,17 +678,26 @@ def warp_garment(
     cloth = torch.zeros(3, height, width, device=device)
     cloth_mask = torch.zeros(1, height, width, device=device)
 
-    targets, conf = body_anchor_points(keypoints, height=height, sleeve_fraction=sleeve_fraction)
-    use = conf > 0
-    gp = garment_points.to(device, torch.float32)
-    g_sw = float((gp[_SL] - gp[_SR]).norm())
-    for sleeve, shoulder, armpit in ((_VR, _SR, _AR), (_VL, _SL, _AL)):
-        root = 0.5 * (gp[shoulder] + gp[armpit])
-        if float((gp[sleeve] - root).norm()) < 0.05 * max(g_sw, 1.0):
-            use[sleeve] = False
-    if int(use.sum()) < 3:
-        return cloth, cloth_mask
-    src, tgt = gp[use], targets[use]
+    alpha = garment_mask(garment).to(device)
+    if outline is not None:
+        if not isinstance(outline, BodyOutline):
+            raise InputError("outline", "None or a BodyOutline", outline)
+        src, tgt = fit_points(garment_points, keypoints, outline, height, garment_alpha=alpha)
+        src, tgt = src.to(device), tgt.to(device)
+        if src.shape[0] < 3:
+            return cloth, cloth_mask
+    else:
+        targets, conf = body_anchor_points(
+            keypoints, height=height, sleeve_fraction=sleeve_fraction
+        )
+        use = conf > 0
+        gp = garment_points.to(device, torch.float32)
+        for side, sleeve in enumerate(_SLEEVES):
+            if not _has_sleeve(gp, side):
+                use[sleeve] = False
+        if int(use.sum()) < 3:
+            return cloth, cloth_mask
+        src, tgt = gp[use], targets[use]
     # The affine part needs 3 non-collinear target points.
     centred = tgt - tgt.mean(dim=0)
     if float(torch.linalg.matrix_rank(centred.to(torch.float64), atol=1e-3)) < 2:
@@ -468,7 +705,6 @@ def warp_garment(
 
     hg, wg = garment.shape[1:]
     grid = tps_grid(src, tgt, height, width, hg, wg, regularization=regularization)
-    alpha = garment_mask(garment).to(device)
     rgba = torch.cat([garment[:3].to(device, torch.float32) * alpha, alpha[None]], dim=0)
     warped = F.grid_sample(
         rgba[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False

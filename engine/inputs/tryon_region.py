@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from engine.errors import InputError
 from engine.keypoints import KEYPOINT_INDEX, check_keypoints, check_size, present_keypoints
+from kernels import gaussian_blur, rgb_to_ycbcr, skin_mask
 
 __all__ = [
     "ARM_RADIUS_RATIO",
@@ -45,7 +46,10 @@ __all__ = [
     "TORSO_LENGTH_RATIO",
     "BodyFrame",
     "body_frame",
+    "clothing_shading",
     "make_background",
+    "paste_mask",
+    "skin_like",
     "tryon_region",
 ]
 
@@ -343,3 +347,162 @@ def make_background(
     background = frame.masked_fill(inside, float(fill))
     mask = (~inside).to(torch.float32).expand(*frame.shape[:-3], 1, h, w).contiguous()
     return background, mask
+
+
+# --------------------------------------------------------------------------------------------
+# The paste's masks: where the new garment replaces the frame, and the clothing's shading.
+
+COLLAR_RATIO = 0.1
+"""The collar line lies this many shoulder widths above the neck keypoint (along the body axis);
+the paste never covers anything above it (head, hair, neck)."""
+
+SKIN_SPREAD = 3.0
+SKIN_MIN_AXIS, SKIN_MAX_AXIS = 6.0, 25.0
+HAND_EXTENT = 0.45
+"""The hand: the forearm segment continued past the wrist by this fraction of its length."""
+
+_FACE = [KEYPOINT_INDEX[n] for n in ("nose", "right_eye", "left_eye", "right_ear", "left_ear")]
+_RW, _LW = KEYPOINT_INDEX["right_wrist"], KEYPOINT_INDEX["left_wrist"]
+
+
+def skin_like(frame: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
+    """``(1, H, W)`` bool: pixels whose skin colour matches the person's face.
+
+    Calibration per person: the pixels within ``r`` of the nose and eyes (``r`` = 0.6 of the
+    eye distance, else 0.06 of the shoulder width; at least 2 px; ears only when no nose or
+    eye is found) give the median ``(Cb, Cr)`` (0..255 scale) and their spread ``1.4826 * MAD``;
+    a pixel is skin when inside the ellipse centred there with semi-axes ``SKIN_SPREAD *``
+    spread, clamped to ``[SKIN_MIN_AXIS, SKIN_MAX_AXIS]`` (:func:`kernels.skin_mask`). Without a
+    face (fewer than 8 samples), the generic Hsu et al. ellipse (the kernel's defaults).
+    """
+    _, h, w = frame.shape
+    kp = keypoints.detach().to("cpu", torch.float32)
+    present = present_keypoints(kp)
+    bf = body_frame(kp[None], h)
+    x = frame[None].to(torch.float32).clamp(0.0, 1.0)
+    eyes = [KEYPOINT_INDEX["right_eye"], KEYPOINT_INDEX["left_eye"]]
+    if bool(present[eyes].all()):
+        r = 0.6 * float((kp[eyes[0], :2] - kp[eyes[1], :2]).norm())
+    else:
+        r = 0.06 * float(bf.shoulder_width[0])
+    r = max(r, 2.0)
+    centres = [i for i in _FACE[:3] if bool(present[i])] or [i for i in _FACE if bool(present[i])]
+    if not centres:
+        return skin_mask(x)[0]
+    ys = torch.arange(h, dtype=torch.float32)[:, None] + 0.5
+    xs = torch.arange(w, dtype=torch.float32)[None, :] + 0.5
+    near = torch.zeros(h, w, dtype=torch.bool)
+    for i in centres:
+        near |= (xs - kp[i, 0]) ** 2 + (ys - kp[i, 1]) ** 2 <= r * r
+    if int(near.sum()) < 8:
+        return skin_mask(x)[0]
+    ycc = rgb_to_ycbcr(x)[0].cpu() * 255.0  # (3, H, W)
+    cb, cr = ycc[1][near], ycc[2][near]
+    cb0, cr0 = float(cb.median()), float(cr.median())
+    spread = [1.4826 * float((v - v.median()).abs().median()) for v in (cb, cr)]
+    axes = tuple(min(max(SKIN_SPREAD * sp, SKIN_MIN_AXIS), SKIN_MAX_AXIS) for sp in spread)
+    return skin_mask(x, center=(cb0, cr0), axes=axes, angle=0.0, offset=(0.0, 0.0))[0]
+
+
+def paste_mask(
+    frame: torch.Tensor,
+    keypoints: torch.Tensor,
+    cloth_mask: torch.Tensor,
+    *,
+    person_mask: torch.Tensor | None = None,
+    arm_width: tuple[float, float] | None = None,
+) -> torch.Tensor:
+    """Where the new garment replaces the frame: ``(1, H, W)`` float32 in [0, 1].
+
+    ``cloth_mask`` (the warped garment's alpha) over the body (``person_mask`` > 0.5, dilated by
+    ``max(1, H // 64)`` px; without a mask, the whole frame), minus:
+
+    * forearms and hands in front: pixels within ``0.6 * arm_width`` (at least
+      ``ARM_RADIUS_RATIO * sw``) of the segment elbow -> wrist continued by
+      :data:`HAND_EXTENT` (both ends found) that are skin-coloured (:func:`skin_like`);
+    * everything above the collar line (:data:`COLLAR_RATIO` ``sw`` above the neck keypoint,
+      perpendicular to the body axis): head, hair and neck never change.
+
+    So for a long-sleeved person trying on a T-shirt, their own sleeves stay visible below the
+    new short sleeve (outside the warped alpha nothing is pasted); a clothed forearm lying in
+    front of the torso is not skin and is painted over by the new garment.
+    """
+    _, h, w = frame.shape
+    kp = keypoints.detach().to("cpu", torch.float32)
+    alpha = cloth_mask.detach().to("cpu", torch.float32).reshape(1, h, w).clamp(0.0, 1.0)
+    bf = body_frame(kp[None], h)
+    if not bool(bf.valid[0]):
+        return torch.zeros(1, h, w)
+    out = alpha.clone()
+    if person_mask is not None:
+        pm = (person_mask.detach().to("cpu", torch.float32).reshape(1, 1, h, w) > 0.5).float()
+        k = max(1, h // 64)
+        out = out * F.max_pool2d(pm, 2 * k + 1, stride=1, padding=k)[0]
+    sw = float(bf.shoulder_width[0])
+    ys = torch.arange(h, dtype=torch.float32) + 0.5
+    xs = torch.arange(w, dtype=torch.float32) + 0.5
+    d, neck = bf.down[0], bf.neck[0]
+    along = (xs[None, :] - neck[0]) * d[0] + (ys[:, None] - neck[1]) * d[1]
+    out = out * (along >= -COLLAR_RATIO * sw).float()[None]
+    present = present_keypoints(kp)
+    widths = arm_width if arm_width is not None else (2 * ARM_RADIUS_RATIO * sw,) * 2
+    forearm = torch.zeros(h, w, dtype=torch.bool)
+    for side, (e, wr) in enumerate(((_RE, _RW), (_LE, _LW))):
+        if not (bool(present[e]) and bool(present[wr])):
+            continue
+        a, b = kp[e, :2], kp[wr, :2]
+        b = b + HAND_EXTENT * (b - a)
+        radius = max(0.6 * float(widths[side]), ARM_RADIUS_RATIO * sw)
+        d2 = _segment_dist2(xs, ys, a[None, None], b[None, None])[0, 0]
+        forearm |= d2 <= radius * radius
+    if bool(forearm.any()):
+        skin = skin_like(frame, kp)[0].cpu()
+        out = out * (~(forearm & skin)).float()[None]
+    return out
+
+
+def clothing_shading(
+    frame: torch.Tensor,
+    area: torch.Tensor,
+    *,
+    strength: float = 1.0,
+    fine_sigma: float | None = None,
+    coarse_sigma: float | None = None,
+    limits: tuple[float, float] = (0.6, 1.4),
+) -> torch.Tensor:
+    """The original clothing's shading: ``(1, H, W)`` float32, 1.0 outside ``area``.
+
+    With ``Y`` the luminance (BT.601) and ``A = area > 0.5``, both blurs normalized by the
+    blurred area (so the garment's edge does not darken)::
+
+        fine   = G_fine * (Y A) / G_fine * A        (removes texture, keeps folds)
+        coarse = G_coarse * (Y A) / G_coarse * A    (the clothing's mean brightness there)
+        shading = clip(1 + strength * (fine / coarse - 1), *limits)   inside A
+
+    ``kernels.gaussian_blur``; ``fine_sigma`` defaults to ``H / 96`` px, ``coarse_sigma`` to
+    ``H / 8`` px. ``strength`` 0 gives all ones (no shading), 1 the measured ratio; the paste
+    multiplies the new garment by it.
+    """
+    _, h, w = frame.shape
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
+        raise InputError("strength", "a finite float >= 0", strength)
+    if not math.isfinite(strength) or strength < 0:
+        raise InputError("strength", "a finite float >= 0", strength)
+    x = frame.detach().to("cpu", torch.float32)
+    y = 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]
+    a = (area.detach().to("cpu", torch.float32).reshape(h, w) > 0.5).float()
+    if float(a.sum()) == 0 or strength == 0:
+        return torch.ones(1, h, w)
+    stack = torch.stack([y * a, a])[None].contiguous()  # (1, 2, H, W)
+
+    def blur(sigma: float) -> torch.Tensor:
+        k = 2 * math.ceil(3 * sigma) + 1
+        k = max(1, min(k, 2 * ((min(h, w) - 1) // 2) + 1))
+        out = gaussian_blur(stack, k, sigma)[0]
+        return out[0] / out[1].clamp_min(1e-4)
+
+    fine = blur(fine_sigma if fine_sigma is not None else max(h / 96, 0.5))
+    coarse = blur(coarse_sigma if coarse_sigma is not None else max(h / 8, 1.0))
+    ratio = fine / coarse.clamp_min(1e-4)
+    shading = (1.0 + strength * (ratio - 1.0)).clamp(*limits)
+    return torch.where(a > 0, shading, torch.ones_like(shading))[None]
