@@ -298,9 +298,7 @@ class TryOnSession:
         if self._busy.locked():
             raise SessionBusyError("stream(): this session already serves a stream (close its "
                                    "iterator first) or a process() call")  # fmt: skip
-        frames = open_source(source, fps=fps)
-        if live is not None:
-            frames.live = live
+        frames = open_source(source, fps=fps, live=live)
         return self._run_stream(frames, max_frames, on_bad_frame, queue_size)
 
     def _run_stream(
@@ -345,7 +343,7 @@ class TryOnSession:
                         feed.put_latest((index, frame, stamp))
                     elif not feed.put((index, frame, stamp)):
                         return
-                reason.append(f"{frames.description}: end of source")
+                reason.append(f"{frames.description}: {frames.finished_reason()}")
             except SourceError as exc:
                 reason.append(str(exc))
             except Exception as exc:  # a failing source ends the stream, with its reason

@@ -10,6 +10,7 @@ import pytest
 
 from engine.errors import InputError, TryOnError
 from engine.runtime.frame_sources import FrameSource, SourceError, open_source
+from engine.sample_media import sample_clip_path
 
 
 def _frames(n, h=24, w=32, seed=0):
@@ -172,3 +173,163 @@ def test_missing_webcam_raises_source_error():
     if time.monotonic() - start > 5:
         pytest.skip("opening a missing webcam is slow on this machine")
     pytest.skip("a camera answers at index 99 here")
+
+
+# ---------------------------------------------------------------- damaged files: finished_reason
+
+
+def _read_count(path):
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def _drain(source):
+    n = 0
+    for _ in source:
+        n += 1
+    return n
+
+
+def test_damaged_video_reports_frames_read_of_announced(tmp_path, caplog):
+    data = sample_clip_path().read_bytes()
+    path = tmp_path / "damaged.mp4"
+    for frac in (0.3, 0.25, 0.35, 0.2):  # bytes flipped mid-file: the decoder gives up early
+        damaged = bytearray(data)
+        i = int(len(data) * frac)
+        damaged[i : i + 4096] = bytes(b ^ 0xFF for b in damaged[i : i + 4096])
+        path.write_bytes(bytes(damaged))
+        if 0 < _read_count(path) < 64:
+            break
+    else:
+        pytest.skip("this OpenCV build reads through the flipped bytes")
+    with caplog.at_level("WARNING", logger="tryon"), open_source(path) as source:
+        assert source.total == 64
+        n = _drain(source)
+        reason = source.finished_reason()
+    assert 0 < n < 64 and source.frames_read == n
+    assert reason == f"ended after {n} of 64 frames: the file is damaged or truncated"
+    warnings = [r for r in caplog.records if r.name == "tryon" and r.levelname == "WARNING"]
+    assert len(warnings) == 1 and f"{n} of 64" in warnings[0].getMessage()
+    assert str(path) in warnings[0].getMessage()
+
+
+def test_truncated_video_is_not_a_normal_end(tmp_path):
+    full = _write_avi(tmp_path / "full.avi", [cv2.cvtColor(f, cv2.COLOR_RGB2BGR)
+                                              for f in _frames(20, 48, 64)])  # fmt: skip
+    data = full.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    source = open_source(cut)
+    n = _drain(source)
+    with pytest.raises(StopIteration):  # stays ended; the warning is logged once
+        next(source)
+    assert 0 < n < 20 and source.total == 20
+    assert f"ended after {n} of 20 frames" in source.finished_reason()
+    assert "damaged or truncated" in source.finished_reason()
+
+
+def test_complete_sources_end_normally(tmp_path, caplog):
+    path = _write_avi(tmp_path / "clip.avi", [np.zeros((16, 16, 3), np.uint8)] * 3)
+    with caplog.at_level("WARNING", logger="tryon"):
+        source = open_source(path)
+        next(source)
+        assert source.finished_reason() == "still open after 1 frames"
+        assert _drain(source) == 2 and source.frames_read == 3
+        assert source.finished_reason() == "end of source"
+        frames = open_source(_frames(2))
+        list(frames)
+        assert frames.finished_reason() == "end of source"
+    assert not caplog.records
+    early = open_source(path)
+    next(early)
+    early.close()
+    assert early.finished_reason() == "closed after 1 frames"
+
+
+def test_lying_length_of_an_iterable_is_not_called_damage():
+    class Short(list):
+        def __len__(self):
+            return 10
+
+    source = open_source(Short(_frames(2)))
+    assert source.total == 10 and _drain(source) == 2
+    assert source.finished_reason() == "end of source"
+
+
+# ---------------------------------------------------------------- live
+
+
+def test_live_defaults_per_kind_of_source(tmp_path):
+    path = _write_avi(tmp_path / "clip.avi", [np.zeros((16, 16, 3), np.uint8)] * 2)
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    for source in (path, str(path), tmp_path, _frames(1), iter(_frames(1))):
+        with open_source(source) as opened:
+            assert opened.live is False, source
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_live_overrides_any_source(tmp_path, live):
+    path = _write_avi(tmp_path / "clip.avi", [np.zeros((16, 16, 3), np.uint8)] * 2)
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    for source in (path, tmp_path, _frames(2), iter(_frames(2))):
+        with open_source(source, fps=10, live=live) as opened:
+            assert opened.live is live
+            items = list(opened)  # read and timed as without the override
+        assert [t for _, t in items] == pytest.approx([i / opened.fps for i in range(len(items))])
+        assert opened.finished_reason() == "end of source"
+
+
+@pytest.fixture
+def http_dir(tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_network_url_is_live_by_default_and_can_be_a_remote_file(http_dir):
+    folder, base = http_dir
+    _write_avi(folder / "clip.avi", [cv2.cvtColor(f, cv2.COLOR_RGB2BGR) for f in _frames(4)])
+    probe = cv2.VideoCapture(f"{base}/clip.avi")
+    if not probe.isOpened():
+        pytest.skip("this OpenCV build cannot read http://")
+    probe.release()
+    with open_source(f"{base}/clip.avi") as source:
+        assert source.live is True and source.description == f"{base}/clip.avi"
+        next(source)
+    with open_source(f"{base}/clip.avi", live=False) as remote:
+        assert remote.live is False
+        items = list(remote)
+    assert len(items) == 4 and remote.finished_reason() == "end of source"
+    assert [t for _, t in items] == pytest.approx([i / 12 for i in range(4)])
+
+
+def test_unreachable_url_hides_the_password():
+    with pytest.raises(SourceError, match="cannot be opened") as info:
+        open_source("rtsp://user:secret@127.0.0.1:1/cam")
+    assert "secret" not in str(info.value) and "user:***@127.0.0.1:1" in str(info.value)
+
+
+@pytest.mark.parametrize("live", ["yes", 1, 0, 1.0, "False"])
+def test_bad_live_is_named_before_any_work(live):
+    with pytest.raises(InputError) as info:  # before opening anything: no SourceError for 99
+        open_source(99, live=live)
+    assert info.value.argument == "live"
+    with pytest.raises(InputError) as info:
+        open_source(_frames(1), live=live)
+    assert info.value.argument == "live"

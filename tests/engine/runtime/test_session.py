@@ -271,7 +271,7 @@ def test_live_source_drops_old_frames_when_behind(tiny, monkeypatch):
 
     frames = _frames(40)
 
-    def live(source, fps):
+    def live(source, fps, live=None):
         return FrameSource(((f, i / 1000) for i, f in enumerate(frames)), live=True, fps=1000.0,
                            description="fake camera")  # fmt: skip
 
