@@ -30,6 +30,8 @@ import collections
 import dataclasses
 import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,6 +156,30 @@ def _check_args(model: object, frames: object, precision: object) -> int:
     return frames
 
 
+def _check_destination(directory: Path, argument: str) -> None:
+    """Raise :class:`ExportError` unless ``directory`` is (or can be created as) a directory this
+    process can write files into: tried by creating it and a temporary file in it, before any
+    tracing. Directories it had to create stay (the export writes there)."""
+    for parent in (directory, *directory.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                what = "is" if parent == directory else f"is inside {str(parent)!r}, which is"
+                raise ExportError(f"{argument} {str(directory)!r} {what} an existing file, not a "
+                                  "directory")  # fmt: skip
+            break
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"{argument} {str(directory)!r} cannot be created: "
+                          f"{exc.strerror or exc}") from exc  # fmt: skip
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".tryon-write-test-"):
+            pass
+    except OSError as exc:
+        raise ExportError(f"{argument} {str(directory)!r} is not writable: "
+                          f"{exc.strerror or exc}") from exc  # fmt: skip
+
+
 def simplify_graph(proto: onnx.ModelProto) -> onnx.ModelProto:
     """onnx-simplifier on ``proto``; :class:`ExportError` when it cannot validate the result."""
     import onnxsim
@@ -254,16 +280,26 @@ def export_onnx(
     """Export, simplify, check, audit and verify the standard graph; returns (path, parity).
 
     Raises:
-        InputError: not a generator, ``frames`` < 1, unknown ``precision`` (before any work).
-        ExportError: the checker, the TensorRT audit or the parity check failed.
+        InputError: not a generator, ``frames`` < 1, unknown ``precision``, ``path`` not a path
+            (before any work).
+        ExportError: ``path`` is a directory or an unwritable file, or its directory cannot be
+            created or written (before any tracing); the checker, the TensorRT audit or the
+            parity check failed.
     """
     frames = _check_args(model, frames, precision)
+    if not isinstance(path, (str, Path)):
+        raise InputError("path", "a file path (str or pathlib.Path)", path)
+    path = Path(path)
+    if path.is_dir():
+        raise ExportError(f"path {str(path)!r} is a directory, expected a file path")
+    _check_destination(path.parent, "the directory of path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ExportError(f"path {str(path)!r} exists and is not writable")
     marked, _ = _traced(model, frames, precision, simplify)
     standard = strip_markers(marked)
     if simplify:
         standard = simplify_graph(standard)
     validate_graph(standard, plugins=False)
-    path = Path(path)
     _save(standard, path)
     result = parity(model, path, frames=frames)
     _check_parity(result, precision, "standard")
@@ -283,7 +319,7 @@ def export_graphs(
 
     Args:
         model: the float32 generator.
-        out_dir: output directory (created).
+        out_dir: output directory (created, and checked to be writable, before tracing).
         frames: T of the export (default: the config's).
         size: (height, width) (default: the config's); another size exports the same weights at
             that size (:func:`with_size`).
@@ -291,7 +327,8 @@ def export_graphs(
 
     Raises:
         InputError: a bad argument, before any work.
-        ExportError: a validation step failed.
+        ExportError: ``out_dir`` is an existing file, or cannot be created or written (before
+            any tracing); a validation step failed.
     """
     frames = _check_args(model, frames, precision)
     if size is not None and (
@@ -305,6 +342,7 @@ def export_graphs(
     if size is not None:
         model = with_size(model, *size)
     out_dir = Path(out_dir)
+    _check_destination(out_dir, "output directory")
     marked, calls = _traced(model, frames, precision, simplify=True)
 
     standard = simplify_graph(strip_markers(marked))

@@ -2,7 +2,8 @@
 
 Verbs:
     tryon demo [--out DIR]         try-on of the bundled clip and garment: video, preview, FPS
-    tryon run --garment G --source 0|video|dir [--output out.mp4] [--show]   try-on of a stream
+    tryon run --garment G --source 0|video|dir [--output out.mp4] [--show] [--virtual-camera]
+                                   try-on of a stream (Ctrl-C: stop, keep the video, exit 130)
     tryon doctor [--json]          report the install (torch/CUDA, Triton, TensorRT, onnxruntime)
     tryon aot [--cc ...] [--json]  compile every Triton kernel for GPUs (PTX + cubin, no GPU needed)
     tryon bench [--report] [--quick]   run `pytest bench/`; --report: bench/results/<machine>.*
@@ -11,20 +12,25 @@ Verbs:
     tryon export --model demo --format onnx|tensorrt --out DIR [--frames T] [--size HxW]
                  [--precision fp32|fp16]   standard + plugins graphs (and the TensorRT engine)
 
-Each verb is a function ``_cmd_<verb>(args) -> int`` returning the process exit code.
+Each verb is a function ``_cmd_<verb>(args) -> int`` returning the process exit code: 0, 1 for
+an engine error (one line "error: ..."), 130 when stopped by Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from engine import __version__
 
 __all__ = ["main", "build_parser"]
+
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT, as shells report it)."""
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -45,21 +51,41 @@ def _source(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
+_RUN_FLAGS = {"output": "--output", "show": "--show", "virtual_camera": "--virtual-camera"}
+
+
+@contextlib.contextmanager
+def _as_flags() -> Iterator[None]:
+    """Name run_video's destination arguments as the command-line flags that set them."""
+    from engine.errors import InputError
+
+    try:
+        yield
+    except InputError as exc:
+        if exc.argument not in _RUN_FLAGS:
+            raise
+        raise InputError(_RUN_FLAGS[exc.argument], exc.expected, exc.got) from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from engine.runtime.session import TryOnSession
-    from engine.runtime.video_run import format_stats, run_video
+    from engine.runtime.video_run import INTERRUPTED, check_sinks, format_stats, run_video
 
+    sinks = dict(output=args.output, show=args.show, virtual_camera=args.virtual_camera)
+    with _as_flags():
+        check_sinks(**sinks)  # before the model, the garment and any frame
     with TryOnSession(args.model, backend=args.backend, window=args.window,
                       mode=args.mode, paste=args.paste) as session:  # fmt: skip
         session.set_garment(args.garment)
         print(f"backend: {session.backend} ({session.backend_reason})", file=sys.stderr)
-        stats = run_video(session, _source(args.source), output=args.output, show=args.show,
-                          max_frames=args.max_frames)  # fmt: skip
+        with _as_flags():
+            stats = run_video(session, _source(args.source), max_frames=args.max_frames,
+                              **sinks)  # fmt: skip
     print(format_stats(stats))
     print(f"stream ended: {stats['end_reason']}")
     if args.output:
         print(f"wrote {args.output}")
-    return 0
+    return EXIT_INTERRUPTED if stats["end_reason"] == INTERRUPTED else 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -203,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--source", required=True, help="webcam index (0), video file or directory")
     run.add_argument("--output", default=None, help="write the result video here (.mp4/.avi)")
     run.add_argument("--show", action="store_true", help="show the result in a window")
+    run.add_argument("--virtual-camera", action="store_true",
+                     help="send the result to a virtual camera (pyvirtualcam: pip install "
+                     "'tryon-engine[virtualcam]'; v4l2loopback on Linux, OBS on "
+                     "Windows/macOS)")  # fmt: skip
     run.add_argument("--backend", default="auto", help="auto | onnxruntime | torch")
     run.add_argument("--model", default="demo", help="'demo' or a weights file")
     run.add_argument("--window", type=int, default=4, help="frames T per generator call")
@@ -286,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TryOnError as exc:  # a clear message, no traceback, for every known failure
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C outside a stream (which stops cleanly by itself)
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

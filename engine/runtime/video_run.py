@@ -1,9 +1,12 @@
 """Running a session over a source for the command line: ``tryon run`` and ``tryon demo``.
 
 :func:`run_video` streams a source through a :class:`engine.runtime.session.TryOnSession`, writes
-the results to a video file and/or shows them in a window, shows a progress bar for files and live
-FPS with stage times for webcams, and returns the session's statistics. :func:`run_demo` does
-that on the bundled sample clip and garment and also writes a side-by-side preview image.
+the results to a video file, shows them in a window and/or sends them to a virtual camera
+(pyvirtualcam, optional), shows a progress bar for files and live FPS with stage times for webcams,
+and returns the session's statistics. Each destination is checked before any frame
+(:func:`check_sinks`); Ctrl-C stops the stream cleanly, with a valid video of the frames so far.
+:func:`run_demo` does that on the bundled sample clip and garment and also writes a side-by-side
+preview image.
 """
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ import numpy as np
 
 from engine.errors import InputError
 
-__all__ = ["gui_unavailable_reason", "run_video", "run_demo", "format_stats"]
+__all__ = ["gui_unavailable_reason", "check_sinks", "run_video", "run_demo", "format_stats",
+           "INTERRUPTED", "VIRTUAL_CAMERA_SETUP"]  # fmt: skip
+
+INTERRUPTED = "interrupted"
+"""``end_reason`` of a stream stopped by Ctrl-C (KeyboardInterrupt)."""
+VIRTUAL_CAMERA_SETUP = ("pip install 'tryon-engine[virtualcam]' and a virtual camera device "
+                        "(Linux: v4l2loopback, e.g. sudo modprobe v4l2loopback; Windows/macOS: "
+                        "install OBS Studio, whose virtual camera it uses)")  # fmt: skip
+_PROBE_SIZE = (64, 48)  # (width, height) of the probe writer and camera that check a destination
 
 STAGE_ORDER = ("pose", "segmentation", "smoothing", "crop", "inputs", "generator", "composite",
                "total")  # fmt: skip
@@ -40,6 +51,93 @@ def gui_unavailable_reason() -> str | None:
     ):
         return "no display to open a window on ($DISPLAY and $WAYLAND_DISPLAY are not set)"
     return None
+
+
+def _fourcc(path: Path) -> int:
+    return cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
+
+
+def _check_output(output: object) -> None:
+    """InputError unless ``output`` is a .mp4/.avi file path OpenCV can write a video to: not a
+    directory, under directories (existing or creatable), a probe writer opens next to it. The
+    probe file and any directory made for it are removed again."""
+    if not isinstance(output, (str, Path)):
+        raise InputError("output", "a .mp4 or .avi path (str or pathlib.Path)", output)
+    path = Path(output)
+    if path.suffix.lower() not in (".mp4", ".avi"):
+        raise InputError("output", "a .mp4 or .avi path", str(output))
+    if path.is_dir():
+        raise InputError("output", "a video file path, not a directory", str(output))
+    if path.exists() and not path.is_file():
+        raise InputError("output", "a regular file path (it exists and is not a file)", str(output))
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError("output", "a writable file (it exists and is read-only)", str(output))
+    missing = []
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError("output", f"a path under directories ({str(parent)!r} is a "
+                                 "file)", str(output))  # fmt: skip
+            break
+        missing.append(parent)
+    probe = path.parent / f".{path.stem}.tryon-probe{path.suffix}"
+    try:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            where = f"{str(path.parent)!r}: {exc.strerror or exc}"
+            raise InputError("output", f"a path whose directory can be created ({where})",
+                             str(output)) from None  # fmt: skip
+        writer = cv2.VideoWriter(str(probe), _fourcc(path), 30.0, _PROBE_SIZE)
+        opened = writer.isOpened()
+        writer.release()
+        if not opened:
+            raise InputError("output", f"a path OpenCV can write a video to (cv2.VideoWriter did "
+                             f"not open in {str(path.parent)!r}: is it writable?)",
+                             str(output))  # fmt: skip
+    finally:
+        probe.unlink(missing_ok=True)
+        for directory in missing:  # deepest first
+            try:
+                directory.rmdir()
+            except OSError:
+                break
+
+
+def _open_virtual_camera(width: int, height: int, fps: float):
+    """A ``pyvirtualcam.Camera`` taking (height, width, 3) uint8 RGB frames; InputError saying
+    what to install when pyvirtualcam or a virtual camera device is missing."""
+    try:
+        import pyvirtualcam
+    except ImportError:
+        raise InputError("virtual_camera", "pyvirtualcam, which is not installed: "
+                         f"{VIRTUAL_CAMERA_SETUP}") from None  # fmt: skip
+    try:
+        return pyvirtualcam.Camera(width=width, height=height, fps=fps,
+                                   fmt=pyvirtualcam.PixelFormat.RGB)  # fmt: skip
+    except RuntimeError as exc:  # no backend or no device
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise InputError("virtual_camera", f"a virtual camera device (pyvirtualcam: {reason}); "
+                         f"{VIRTUAL_CAMERA_SETUP}") from None  # fmt: skip
+
+
+def check_sinks(output: str | Path | None = None, *, show: bool = False,
+                virtual_camera: bool = False) -> None:  # fmt: skip
+    """Check every destination :func:`run_video` would use, before any work: ``output`` a
+    writable .mp4/.avi file path (a probe writer opens there), ``show`` a GUI, ``virtual_camera``
+    pyvirtualcam with a device (a probe camera opens). Leaves nothing behind.
+
+    Raises:
+        InputError: naming ``output``, ``show`` or ``virtual_camera``, with the reason.
+    """
+    if show:
+        reason = gui_unavailable_reason()
+        if reason:
+            raise InputError("show", f"a machine where OpenCV can open a window ({reason})", True)
+    if output is not None:
+        _check_output(output)
+    if virtual_camera:
+        _open_virtual_camera(*_PROBE_SIZE, 30.0).close()
 
 
 def format_stats(stats: dict) -> str:
@@ -77,20 +175,23 @@ def run_video(
     max_frames: int | None = None,
     progress: bool = True,
     keep: int = 0,
+    virtual_camera: bool = False,
 ) -> dict:
     """Stream ``source`` through ``session``; returns ``session.stats()`` plus ``end_reason``,
     ``wall_s`` and (``keep`` > 0) ``kept``: the first ``keep`` (frame index, result image) pairs.
 
-    Raises:
-        InputError: ``show`` without GUI support (with the reason), bad ``output`` suffix.
+    ``output``: a .mp4/.avi video of the results; ``show``: a window (Esc or q stops);
+    ``virtual_camera``: each (H, W, 3) uint8 RGB result goes to a pyvirtualcam camera. Ctrl-C
+    (KeyboardInterrupt) ends the stream cleanly: the video holds the frames so far and
+    ``end_reason`` is :data:`INTERRUPTED`.
+
+    Raises (before any frame, :func:`check_sinks`):
+        InputError: ``show`` without GUI support, an ``output`` that is not a writable .mp4/.avi
+            file path, ``virtual_camera`` without pyvirtualcam or a virtual camera device (each
+            with the reason and what to do).
         SourceError: the source cannot be opened.
     """
-    if show:
-        reason = gui_unavailable_reason()
-        if reason:
-            raise InputError("show", f"a machine where OpenCV can open a window ({reason})", True)
-    if output is not None and Path(output).suffix.lower() not in (".mp4", ".avi"):
-        raise InputError("output", "a .mp4 or .avi path", str(output))
+    check_sinks(output, show=show, virtual_camera=virtual_camera)
     from tqdm import tqdm
 
     from engine.runtime.frame_sources import open_source
@@ -102,23 +203,31 @@ def run_video(
     if max_frames is not None and total is not None:
         total = min(total, max_frames)
     live = isinstance(source, int)
-    writer = None
-    bar = tqdm(total=total, unit="frame", desc="try-on", disable=not progress or live)
+    writer = camera = None
     kept: list[tuple[int, np.ndarray]] = []
     session.reset_stats()
+    results = session.stream(source, max_frames=max_frames)
+    bar = tqdm(total=total, unit="frame", desc="try-on", disable=not progress or live)
     start = time.perf_counter()
-    last_print = start
+    last_print = None
+    interrupted = False
     try:
-        for result in session.stream(source, max_frames=max_frames):
+        for result in results:
             bgr = cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR)
+            h, w = bgr.shape[:2]
             if output is not None:
                 if writer is None:
                     Path(output).parent.mkdir(parents=True, exist_ok=True)
-                    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if str(output).endswith("4") else
-                                                      "MJPG"))  # fmt: skip
-                    h, w = bgr.shape[:2]
-                    writer = cv2.VideoWriter(str(output), fourcc, float(fps or 30.0), (w, h))
+                    writer = cv2.VideoWriter(str(output), _fourcc(Path(output)),
+                                             float(fps or 30.0), (w, h))  # fmt: skip
+                    if not writer.isOpened():  # checked up front; a last line of defence
+                        raise InputError("output", "a path OpenCV can write a video to "
+                                         "(cv2.VideoWriter did not open)", str(output))  # fmt: skip
                 writer.write(bgr)
+            if virtual_camera:
+                if camera is None:
+                    camera = _open_virtual_camera(w, h, float(fps or 30.0))
+                camera.send(np.ascontiguousarray(result.image))
             if show:
                 cv2.imshow("tryon", bgr)
                 if cv2.waitKey(1) & 0xFF in (27, ord("q")):
@@ -127,18 +236,27 @@ def run_video(
                 kept.append((result.index, result.image))
             bar.update()
             now = time.perf_counter()
-            if live and progress and now - last_print > 1.0:
+            if live and progress and now - (last_print or start) > 1.0:
                 sys.stderr.write(_live_line(session.stats()))
                 sys.stderr.flush()
                 last_print = now
+    except KeyboardInterrupt:  # Ctrl-C: stop the stream and finish the outputs
+        interrupted = True
     finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()  # stops the stream's threads
         bar.close()
+        if last_print is not None:
+            sys.stderr.write("\n")
         if writer is not None:
-            writer.release()
+            writer.release()  # finishes the file: a valid video of the frames so far
+        if camera is not None:
+            camera.close()
         if show:
             cv2.destroyAllWindows()
     stats = session.stats()
-    stats["end_reason"] = session.stream_end_reason
+    stats["end_reason"] = INTERRUPTED if interrupted else session.stream_end_reason
     stats["wall_s"] = time.perf_counter() - start
     if keep:
         stats["kept"] = kept

@@ -219,3 +219,57 @@ def test_cli_tensorrt_export_without_tensorrt_says_how_to_get_it(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 1 and "pip install" in err and "tensorrt" in err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def no_tracing(monkeypatch):
+    """Tracing fails the test: destination errors must come before it."""
+    import export.onnx_export as onnx_export
+
+    def traced(*args, **kwargs):
+        raise AssertionError("traced before the destination was checked")
+
+    monkeypatch.setattr(onnx_export, "_traced", traced)
+
+
+def test_export_refuses_an_unusable_destination_before_tracing(tmp_path, no_tracing):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a directory")
+    with pytest.raises(ExportError, match="is an existing file, not a directory"):
+        export_graphs(_tiny(), a_file)
+    with pytest.raises(ExportError, match="which is an existing file"):
+        export_graphs(_tiny(), a_file / "sub")  # its parent is a file
+    with pytest.raises(ExportError, match="is a directory, expected a file path"):
+        export_onnx(_tiny(), tmp_path)
+    with pytest.raises(ExportError, match="a_file' is an existing file, not a directory"):
+        export_onnx(_tiny(), a_file / "model.onnx")  # its directory is a file
+    assert a_file.read_text() == "not a directory"
+
+
+def test_export_refuses_an_unwritable_directory_before_tracing(tmp_path, no_tracing,
+                                                               monkeypatch):  # fmt: skip
+    import export.onnx_export as onnx_export
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    # root may write anywhere, so an unwritable directory is simulated where the check writes
+    monkeypatch.setattr(onnx_export.tempfile, "NamedTemporaryFile", refuse)
+    with pytest.raises(ExportError, match="is not writable: Permission denied"):
+        export_graphs(_tiny(), tmp_path / "out")
+    with pytest.raises(ExportError, match="is not writable: Permission denied"):
+        export_onnx(_tiny(), tmp_path / "model.onnx")
+    monkeypatch.setattr(onnx_export.Path, "mkdir", refuse)
+    with pytest.raises(ExportError, match="cannot be created: Permission denied"):
+        export_graphs(_tiny(), tmp_path / "new" / "out")
+
+
+def test_cli_export_to_a_file_is_one_error_line(tmp_path, capsys, no_tracing):
+    from engine.cli.main import main
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert main(["export", "--out", str(a_file)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: output directory") and "existing file" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
