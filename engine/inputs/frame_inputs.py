@@ -63,7 +63,9 @@ def frame_inputs(
 
     Returns:
         dict of (T, C, H, W) float32 tensors: ``cloth``, ``pose``, ``background``,
-        ``background_mask``, ``region``, ``paste_mask`` and ``shading`` (both C = 1).
+        ``background_mask``, ``region``, ``paste_mask`` and ``shading`` (both C = 1); and
+        ``garment_grid`` (T, H, W, 2): where each pixel samples the garment (normalized
+        ``grid_sample`` coordinates), for a paste at the garment's own resolution.
     """
     t, _, h, w = frames.shape
     if fit is None:
@@ -76,15 +78,16 @@ def frame_inputs(
         keypoints, h, w, person_mask=None if person_mask is None else person_mask[:, 0]
     )  # (T, H, W)
     background, background_mask = make_background(frames, region)
-    cloth, pastes, shades = [], [], []
+    cloth, pastes, shades, grids = [], [], [], []
     for i in range(t):
         pm = None if person_mask is None else person_mask[i, 0]
         outline = body_outline(pm, keypoints[i], h, w)
-        rgb, alpha = warp_garment(
+        rgb, alpha, grid = warp_garment(
             garment, garment_points, keypoints[i], h, w,
-            outline=outline if fit == "outline" else None,
+            outline=outline if fit == "outline" else None, with_grid=True,
         )  # fmt: skip
         cloth.append(torch.cat([rgb, alpha]))  # (4, H, W)
+        grids.append(grid)  # (H, W, 2)
         widths = tuple(float(v) for v in outline.arm_width)
         paste = paste_mask(frames[i], keypoints[i], alpha, person_mask=pm, arm_width=widths)
         pastes.append(paste.to(frames.device))
@@ -99,6 +102,7 @@ def frame_inputs(
         "region": 1.0 - background_mask,
         "paste_mask": torch.stack(pastes),
         "shading": torch.stack(shades),
+        "garment_grid": torch.stack(grids),
     }
 
 

@@ -648,7 +648,8 @@ def warp_garment(
     sleeve_fraction: float = 0.5,
     regularization: float = 1e-4,
     outline: BodyOutline | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    with_grid: bool = False,
+) -> tuple[torch.Tensor, ...]:
     """Warp a flat-lay garment onto the body (thin-plate spline, bilinear, zero padding).
 
     With ``outline`` (:func:`engine.inputs.body_outline.body_outline` of this pose), the control
@@ -669,6 +670,9 @@ def warp_garment(
         ``cloth`` ``(3, height, width)`` float32: RGB multiplied by the warped mask (0 outside the
         garment); ``cloth_mask`` ``(1, height, width)`` float32 in [0, 1]: the warped alpha
         (:func:`garment_mask`). Both all zero when the body has too few keypoints.
+        ``with_grid=True`` adds the sampling grid ``(height, width, 2)`` float32 in
+        ``grid_sample``'s normalized garment coordinates (align_corners=False), so a paste can
+        sample the garment at its own resolution; -2 (outside the garment) when nothing warps.
     """
     _check_garment(garment)
     _check_points(garment_points, "garment_points", NUM_GARMENT_POINTS)
@@ -677,6 +681,9 @@ def warp_garment(
     device = keypoints.device
     cloth = torch.zeros(3, height, width, device=device)
     cloth_mask = torch.zeros(1, height, width, device=device)
+    nothing = (cloth, cloth_mask, torch.full((height, width, 2), -2.0, device=device))
+    if not with_grid:
+        nothing = nothing[:2]
 
     alpha = garment_mask(garment).to(device)
     if outline is not None:
@@ -685,7 +692,7 @@ def warp_garment(
         src, tgt = fit_points(garment_points, keypoints, outline, height, garment_alpha=alpha)
         src, tgt = src.to(device), tgt.to(device)
         if src.shape[0] < 3:
-            return cloth, cloth_mask
+            return nothing
     else:
         targets, conf = body_anchor_points(
             keypoints, height=height, sleeve_fraction=sleeve_fraction
@@ -696,12 +703,12 @@ def warp_garment(
             if not _has_sleeve(gp, side):
                 use[sleeve] = False
         if int(use.sum()) < 3:
-            return cloth, cloth_mask
+            return nothing
         src, tgt = gp[use], targets[use]
     # The affine part needs 3 non-collinear target points.
     centred = tgt - tgt.mean(dim=0)
     if float(torch.linalg.matrix_rank(centred.to(torch.float64), atol=1e-3)) < 2:
-        return cloth, cloth_mask
+        return nothing
 
     hg, wg = garment.shape[1:]
     grid = tps_grid(src, tgt, height, width, hg, wg, regularization=regularization)
@@ -709,4 +716,6 @@ def warp_garment(
     warped = F.grid_sample(
         rgba[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
     )[0]  # (4, H, W)
+    if with_grid:
+        return warped[:3].clamp(0.0, 1.0), warped[3:].clamp(0.0, 1.0), grid[0]
     return warped[:3].clamp(0.0, 1.0), warped[3:].clamp(0.0, 1.0)

@@ -17,8 +17,15 @@ def test_clip_inputs_shapes_and_consistency():
         "region": (3, 1, 64, 48),
         "paste_mask": (3, 1, 64, 48),
         "shading": (3, 1, 64, 48),
+        "garment_grid": (3, 64, 48, 2),
     }
     assert all(v.dtype == torch.float32 for v in inputs.values())
+    # the grid reproduces the warped cloth when the garment is sampled through it
+    resampled = torch.nn.functional.grid_sample(
+        torch.cat([clip.garment[:3] * clip.garment[3:], clip.garment[3:]])[None].expand(3, -1, -1, -1),
+        inputs["garment_grid"], mode="bilinear", padding_mode="zeros", align_corners=False,
+    )  # fmt: skip
+    assert (resampled.clamp(0, 1) - inputs["cloth"]).abs().max() < 1e-4
     assert torch.equal(inputs["region"], 1 - inputs["background_mask"])
     inside = inputs["region"].bool().expand(-1, 3, -1, -1)
     assert torch.all(inputs["background"][inside] == 0.5)  # the grey fill
