@@ -21,8 +21,9 @@ def test_clip_inputs_shapes_and_consistency():
     }
     assert all(v.dtype == torch.float32 for v in inputs.values())
     # the grid reproduces the warped cloth when the garment is sampled through it
+    rgba = torch.cat([clip.garment[:3] * clip.garment[3:], clip.garment[3:]])[None]
     resampled = torch.nn.functional.grid_sample(
-        torch.cat([clip.garment[:3] * clip.garment[3:], clip.garment[3:]])[None].expand(3, -1, -1, -1),
+        rgba.expand(3, -1, -1, -1),
         inputs["garment_grid"], mode="bilinear", padding_mode="zeros", align_corners=False,
     )  # fmt: skip
     assert (resampled.clamp(0, 1) - inputs["cloth"]).abs().max() < 1e-4
