@@ -7,6 +7,8 @@ Public ops (torch tensors in and out; ``impl="auto" | "triton" | "torch" | "open
     rgb_to_ycbcr, skin_mask, rgb_to_hsi,    colour conversions and the Cb-Cr skin ellipse
     gradient_map                            two zero-sum gradient (Laplacian) filters
     patch_attention                         multi-scale patch attention (MPDT blocks)
+    paste                                   the try-on pasted into the uint8 frame in place,
+                                            garment sampled at full resolution (sharp)
     patch_attention_plugin, composite_plugin  the TensorRT plugins' single-launch kernels
 
 Importing the package registers each op as ``torch.ops.tryon.<name>``. Triton fixes compiled vs
@@ -19,6 +21,7 @@ from kernels.composite import composite, composite_ref
 from kernels.composite_plugin import composite_plugin, composite_plugin_ref
 from kernels.gaussian_blur import gaussian_blur, gaussian_blur_ref
 from kernels.gradient_map import gradient_map, gradient_map_ref
+from kernels.paste import paste, paste_ref
 from kernels.patch_attention import patch_attention, patch_attention_ref
 from kernels.patch_attention_plugin import patch_attention_plugin, patch_attention_plugin_ref
 from kernels.rgb_to_hsi import rgb_to_hsi, rgb_to_hsi_ref
@@ -36,6 +39,8 @@ __all__ = [
     "gaussian_blur_ref",
     "gradient_map",
     "gradient_map_ref",
+    "paste",
+    "paste_ref",
     "patch_attention",
     "patch_attention_ref",
     "patch_attention_plugin",

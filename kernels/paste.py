@@ -1,0 +1,608 @@
+"""Sharp full-resolution paste: the model-size try-on blended into the uint8 frame in one pass.
+
+Inputs at model size (h, w): ``rendered`` (1, 3, h, w), the cloth mask ``M_c`` and the keep mask
+``M_a`` (1, 1, h, w; 1 = keep the frame pixel; feathered by the caller), and the garment warp
+``grid`` (1, h, w, 2) in ``grid_sample``'s normalized coordinates (align_corners=False). The
+garment texture ``garment`` (4, Hg, Wg) is RGBA with premultiplied RGB at its own resolution, and
+is sampled at full resolution through the upsampled grid (the texture stays sharp instead of being
+warped at model size and then blurred by an upsampling). Only RGB is read: the cloth's coverage is
+``M_c``.
+
+Math, per frame pixel (X, Y) in the visible box ``[x0, x0 + bw) x [y0, y0 + bh)`` clipped to the
+frame, every other pixel left untouched::
+
+    u = (X - x0 + 0.5) * w / bw - 0.5        v = (Y - y0 + 0.5) * h / bh - 0.5
+    S(u, v)     bilinear, clamp-to-edge, of rendered, M_c, M_a and grid (cv2.resize INTER_LINEAR,
+                F.interpolate(align_corners=False))
+    gx, gy      = S(grid);  px = ((gx + 1) * Wg - 1) / 2,  py = ((gy + 1) * Hg - 1) / 2
+    cloth       bilinear of garment RGB at (px, py), taps outside the texture are 0
+                (grid_sample padding_mode="zeros")
+    masked      = M_c * cloth + (1 - M_c) * rendered
+    out         = (1 - M_a) * masked + M_a * frame / 255
+    frame       = clamp(floor(255 * out + 0.5), 0, 255)   (uint8, in place)
+
+Implementations: the Triton kernel (one 2-D launch over the visible box, fp32, every input read
+through its own strides), ``"torch"`` (``F.grid_sample`` over the visible box only), ``"opencv"``
+(``cv2.resize`` of the model-size maps, the garment gathered by nearest-neighbour ``cv2.remap``
+of its four bilinear taps with the exact fp32 fractions, one numpy blend). All compute in fp32;
+:func:`paste_ref` in fp64. Results differ from the reference by at most 1 uint8 level (fp32
+rounding moving a value across a rounding boundary).
+
+Why not ``cv2.remap(INTER_LINEAR)`` for the garment: OpenCV rounds the sub-pixel position to 1/32
+pixel (``INTER_BITS = 5``), up to 1/64 of a neighbour difference per axis, i.e. up to 8 levels
+on a sharp 0-to-1 stripe edge. ``cv2.warpAffine`` has the same rounding, so the model-size maps
+use ``cv2.resize`` (exact fp32 weights): of the whole box when it lies inside the frame, else
+one axis at a time with the cut in between, whichever touches fewer pixels.
+
+Bytes per visible pixel (Triton path, fp32 inputs): 3 B frame read + 3 B written; the model-size
+maps (7 fp32 planes, 4 taps each) and the garment (3 fp32 planes, 4 taps each) are gathers that
+mostly hit cache when the box is larger than the model (each model pixel serves
+``(bw / w) * (bh / h)`` frame pixels).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import threading
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+
+from kernels.aot import register_aot
+from kernels.dispatch import Impl, resolve_impl
+from kernels.errors import InputError
+from kernels.validation import check_unit_range
+
+__all__ = ["MAX_COORD", "paste", "paste_ref"]
+
+MAX_COORD = 2**30
+"""Bound on ``|x0|``, ``|y0|``, ``bw``, ``bh`` and every size (int32 arithmetic in the kernel)."""
+
+
+@triton.jit
+def bilinear_clamped(base, stride_h, stride_w, ya, yb, xa, xb, fu, fv, valid):
+    """Bilinear sample of one fp32 plane at clamped rows ``ya``/``yb`` (BLOCK_H, 1), columns
+    ``xa``/``xb`` (1, BLOCK_W), fractions ``fv``/``fu``: a (BLOCK_H, BLOCK_W) fp32 tile."""
+    a = tl.load(base + ya * stride_h + xa * stride_w, mask=valid, other=0.0)
+    b = tl.load(base + ya * stride_h + xb * stride_w, mask=valid, other=0.0)
+    c = tl.load(base + yb * stride_h + xa * stride_w, mask=valid, other=0.0)
+    d = tl.load(base + yb * stride_h + xb * stride_w, mask=valid, other=0.0)
+    top = a + fu * (b - a)
+    bottom = c + fu * (d - c)
+    return top + fv * (bottom - top)
+
+
+@triton.jit
+def _paste_kernel(
+    frame_ptr, stride_fh, stride_fw, stride_fc,
+    rendered_ptr, stride_rc, stride_rh, stride_rw,
+    cloth_mask_ptr, stride_cmh, stride_cmw,
+    keep_mask_ptr, stride_kmh, stride_kmw,
+    grid_ptr, stride_gdh, stride_gdw, stride_gdk,
+    garment_ptr, stride_gc, stride_gh, stride_gw,
+    x0, y0, fx0, fy0, fx1, fy1,
+    scale_x, scale_y,
+    h, w, Hg, Wg,
+    BLOCK_H: tl.constexpr,
+    BLOCK_W: tl.constexpr,
+):  # fmt: skip
+    # program: a BLOCK_H x BLOCK_W tile of the visible box, frame pixels (X, Y), int64
+    pid_x = tl.program_id(0).to(tl.int64)
+    pid_y = tl.program_id(1).to(tl.int64)
+    xs = fx0 + pid_x * BLOCK_W + tl.arange(0, BLOCK_W)  # (BLOCK_W,)
+    ys = fy0 + pid_y * BLOCK_H + tl.arange(0, BLOCK_H)  # (BLOCK_H,)
+    valid = (ys[:, None] < fy1) & (xs[None, :] < fx1)  # (BLOCK_H, BLOCK_W)
+
+    # model-size sampling position, separable: per column and per row
+    u = ((xs - x0).to(tl.float32) + 0.5) * scale_x - 0.5
+    v = ((ys - y0).to(tl.float32) + 0.5) * scale_y - 0.5
+    u0 = tl.floor(u)
+    v0 = tl.floor(v)
+    fu = (u - u0)[None, :]
+    fv = (v - v0)[:, None]
+    iu = u0.to(tl.int32)
+    iv = v0.to(tl.int32)
+    xa = tl.minimum(tl.maximum(iu, 0), w - 1).to(tl.int64)[None, :]
+    xb = tl.minimum(tl.maximum(iu + 1, 0), w - 1).to(tl.int64)[None, :]
+    ya = tl.minimum(tl.maximum(iv, 0), h - 1).to(tl.int64)[:, None]
+    yb = tl.minimum(tl.maximum(iv + 1, 0), h - 1).to(tl.int64)[:, None]
+
+    cm = bilinear_clamped(cloth_mask_ptr, stride_cmh, stride_cmw, ya, yb, xa, xb, fu, fv, valid)
+    km = bilinear_clamped(keep_mask_ptr, stride_kmh, stride_kmw, ya, yb, xa, xb, fu, fv, valid)
+    gx = bilinear_clamped(grid_ptr, stride_gdh, stride_gdw, ya, yb, xa, xb, fu, fv, valid)
+    gy = bilinear_clamped(grid_ptr + stride_gdk, stride_gdh, stride_gdw, ya, yb, xa, xb, fu, fv,
+                          valid)  # fmt: skip
+
+    # garment position in texture pixels; clamped (taps stay outside) so int32 cannot overflow
+    px = tl.minimum(tl.maximum(((gx + 1.0) * Wg - 1.0) * 0.5, -2.0), Wg * 1.0)
+    py = tl.minimum(tl.maximum(((gy + 1.0) * Hg - 1.0) * 0.5, -2.0), Hg * 1.0)
+    px0 = tl.floor(px)
+    py0 = tl.floor(py)
+    fx = px - px0
+    fy = py - py0
+    gxa = px0.to(tl.int32)
+    gya = py0.to(tl.int32)
+    in_xa = (gxa >= 0) & (gxa < Wg)
+    in_xb = (gxa + 1 >= 0) & (gxa + 1 < Wg)
+    in_ya = (gya >= 0) & (gya < Hg)
+    in_yb = (gya + 1 >= 0) & (gya + 1 < Hg)
+    m00 = valid & in_ya & in_xa
+    m01 = valid & in_ya & in_xb
+    m10 = valid & in_yb & in_xa
+    m11 = valid & in_yb & in_xb
+    g00 = garment_ptr + gya.to(tl.int64) * stride_gh + gxa.to(tl.int64) * stride_gw
+    g01 = g00 + stride_gw
+    g10 = g00 + stride_gh
+    g11 = g10 + stride_gw
+
+    f_base = frame_ptr + ys[:, None] * stride_fh + xs[None, :] * stride_fw
+    for c in tl.static_range(3):
+        rd = bilinear_clamped(rendered_ptr + c * stride_rc, stride_rh, stride_rw,
+                              ya, yb, xa, xb, fu, fv, valid)  # fmt: skip
+        c00 = tl.load(g00 + c * stride_gc, mask=m00, other=0.0)
+        c01 = tl.load(g01 + c * stride_gc, mask=m01, other=0.0)
+        c10 = tl.load(g10 + c * stride_gc, mask=m10, other=0.0)
+        c11 = tl.load(g11 + c * stride_gc, mask=m11, other=0.0)
+        top = c00 + fx * (c01 - c00)
+        bottom = c10 + fx * (c11 - c10)
+        cloth = top + fy * (bottom - top)
+        masked = cm * cloth + (1.0 - cm) * rd
+        bg = tl.load(f_base + c * stride_fc, mask=valid, other=0).to(tl.float32) * (1.0 / 255.0)
+        res = (1.0 - km) * masked + km * bg
+        res = tl.minimum(tl.maximum(tl.floor(res * 255.0 + 0.5), 0.0), 255.0)
+        tl.store(f_base + c * stride_fc, res.to(tl.uint8), mask=valid)
+
+
+def _aot_signature() -> dict[str, str]:
+    sig = {}
+    for ptr, dtype, strides in (
+        ("frame_ptr", "u8", ("stride_fh", "stride_fw", "stride_fc")),
+        ("rendered_ptr", "fp32", ("stride_rc", "stride_rh", "stride_rw")),
+        ("cloth_mask_ptr", "fp32", ("stride_cmh", "stride_cmw")),
+        ("keep_mask_ptr", "fp32", ("stride_kmh", "stride_kmw")),
+        ("grid_ptr", "fp32", ("stride_gdh", "stride_gdw", "stride_gdk")),
+        ("garment_ptr", "fp32", ("stride_gc", "stride_gh", "stride_gw")),
+    ):
+        sig[ptr] = f"*{dtype}"
+        sig.update(dict.fromkeys(strides, "i32"))
+    sig.update(dict.fromkeys(("x0", "y0", "fx0", "fy0", "fx1", "fy1"), "i32"))
+    sig.update(scale_x="fp32", scale_y="fp32")
+    sig.update(dict.fromkeys(("h", "w", "Hg", "Wg"), "i32"))
+    sig.update(BLOCK_H="constexpr", BLOCK_W="constexpr")
+    return sig
+
+
+register_aot(_paste_kernel, _aot_signature(), {"BLOCK_H": 8, "BLOCK_W": 64}, variant="fp32-8x64")
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_float(name: str, x: object, shape: str, rank: int, fixed: dict[int, int]) -> None:
+    expected = f"a {shape} float32 tensor"
+    if not isinstance(x, torch.Tensor) or x.dim() != rank or x.dtype != torch.float32:
+        raise InputError(name, expected, x)
+    if x.numel() == 0 or any(x.shape[d] != n for d, n in fixed.items()):
+        raise InputError(name, expected + " with no zero-sized dimension", x)
+
+
+def _check_box(box: object) -> tuple[int, int, int, int]:
+    expected = f"(x0, y0, bw, bh) ints with bw, bh >= 1 and every |value| < {MAX_COORD}"
+    if (
+        not isinstance(box, Sequence)
+        or isinstance(box, str)
+        or len(box) != 4
+        or not all(isinstance(b, numbers.Integral) and not isinstance(b, bool) for b in box)
+    ):
+        raise InputError("box", expected, box)
+    x0, y0, bw, bh = (int(b) for b in box)
+    if bw < 1 or bh < 1 or max(abs(x0), abs(y0), bw, bh) >= MAX_COORD:
+        raise InputError("box", expected, box)
+    return x0, y0, bw, bh
+
+
+def _check_paste_args(
+    frame: object,
+    box: object,
+    rendered: object,
+    cloth_mask: object,
+    keep_mask: object,
+    garment: object,
+    grid: object,
+) -> tuple[int, int, int, int]:
+    """Validate everything but ``impl``, cheapest checks first; returns the box as ints."""
+    expected = "an (H, W, 3) uint8 tensor"
+    if not isinstance(frame, torch.Tensor) or frame.dim() != 3 or frame.dtype != torch.uint8:
+        raise InputError("frame", expected, frame)
+    if frame.shape[2] != 3 or frame.numel() == 0 or max(frame.shape) >= MAX_COORD:
+        raise InputError("frame", expected + " with H, W >= 1", frame)
+    if any(s == 0 and n > 1 for s, n in zip(frame.stride(), frame.shape, strict=True)):
+        raise InputError("frame", expected + " that owns its pixels (not expanded)", frame)
+    x0, y0, bw, bh = _check_box(box)
+    _check_float("rendered", rendered, "(1, 3, h, w)", 4, {0: 1, 1: 3})
+    h, w = rendered.shape[2:]
+    _check_float("cloth_mask", cloth_mask, f"(1, 1, {h}, {w})", 4, {0: 1, 1: 1, 2: h, 3: w})
+    _check_float("keep_mask", keep_mask, f"(1, 1, {h}, {w})", 4, {0: 1, 1: 1, 2: h, 3: w})
+    _check_float("grid", grid, f"(1, {h}, {w}, 2)", 4, {0: 1, 1: h, 2: w, 3: 2})
+    _check_float("garment", garment, "(4, Hg, Wg) RGBA", 3, {0: 4})
+    named = {"rendered": rendered, "cloth_mask": cloth_mask, "keep_mask": keep_mask,
+             "grid": grid, "garment": garment}  # fmt: skip
+    for name, x in named.items():
+        if x.device != frame.device:
+            raise InputError(name, f"a tensor on {frame.device} like frame", x)
+        if max(x.shape) >= MAX_COORD:
+            raise InputError(name, f"every size below {MAX_COORD}", x)
+    _check_mask_range("cloth_mask", cloth_mask)
+    _check_mask_range("keep_mask", keep_mask)
+    return x0, y0, bw, bh
+
+
+def _check_mask_range(name: str, mask: torch.Tensor) -> None:
+    """Values in [0, 1]. On CPU by numpy: a torch reduction wakes its OpenMP workers, whose spin
+    after the reduction takes the cores from the OpenCV path that follows (several times the
+    paste's own time on a 2-core machine)."""
+    if mask.device.type != "cpu":
+        check_unit_range(name, mask)
+        return
+    values = mask.detach().numpy()
+    lo, hi = values.min(), values.max()
+    if not (lo >= 0 and hi <= 1):  # also rejects NaN
+        raise InputError(name, "values in [0, 1]", f"values in [{lo:g}, {hi:g}]")
+
+
+def _visible(box: tuple[int, int, int, int], height: int, width: int):
+    """``(fx0, fy0, fx1, fy1)``, the box clipped to the frame, or None when they do not meet."""
+    x0, y0, bw, bh = box
+    fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + bw, width), min(y0 + bh, height)
+    if fx1 <= fx0 or fy1 <= fy0:
+        return None
+    return fx0, fy0, fx1, fy1
+
+
+# ----------------------------------------------------------------------------- public op
+
+
+def paste(
+    frame: torch.Tensor,
+    box: Sequence[int],
+    rendered: torch.Tensor,
+    cloth_mask: torch.Tensor,
+    keep_mask: torch.Tensor,
+    garment: torch.Tensor,
+    grid: torch.Tensor,
+    *,
+    impl: Impl = "auto",
+) -> torch.Tensor:
+    """Paste the try-on into ``frame`` inside ``box``, sampling the garment at full resolution.
+
+    Args:
+        frame: (H, W, 3) uint8, any strides (e.g. ``torch.from_numpy`` of a slice); modified in
+            place inside ``box``; pixels outside it are never written.
+        box: ``(x0, y0, bw, bh)`` ints, the crop box in frame pixels (may extend past the frame
+            on any side; ``bw, bh >= 1``).
+        rendered: (1, 3, h, w) float32 in [0, 1], the generator's output at model size.
+        cloth_mask: (1, 1, h, w) float32 in [0, 1], M_c (1 = garment texture).
+        keep_mask: (1, 1, h, w) float32 in [0, 1], M_a (1 = keep the frame pixel).
+        garment: (4, Hg, Wg) float32 RGBA in [0, 1], RGB premultiplied, any resolution.
+        grid: (1, h, w, 2) float32 garment sampling positions (``grid_sample``'s normalized x,
+            y, align_corners=False), e.g. the TPS warp grid.
+        impl: ``"auto"`` (Triton on CUDA, OpenCV on CPU), ``"triton"``, ``"torch"`` or
+            ``"opencv"`` (CPU only).
+
+    Returns:
+        ``frame`` itself.
+
+    Raises:
+        InputError: naming the argument, before the frame changes: wrong type, rank, shape,
+            dtype, device, masks outside [0, 1], a box with ``bw`` or ``bh`` < 1, bad ``impl``.
+    """
+    box = _check_paste_args(frame, box, rendered, cloth_mask, keep_mask, garment, grid)
+    path = resolve_impl(impl, frame.device, has_opencv=True)
+    vis = _visible(box, frame.shape[0], frame.shape[1])
+    if vis is None:
+        return frame
+    args = (frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid)
+    if path == "opencv":
+        _paste_opencv(*args)
+    elif path == "torch":
+        _paste_torch(*args)
+    else:
+        _paste_triton(*args)
+    return frame
+
+
+def _launch_config(vh: int, vw: int) -> tuple[int, int, int]:
+    """(BLOCK_H, BLOCK_W, num_warps): 8 x 64 tiles, narrower for small boxes."""
+    block_w = max(16, min(64, triton.next_power_of_2(vw)))
+    block_h = max(1, min(8, triton.next_power_of_2(vh)))
+    return block_h, block_w, (4 if block_h * block_w >= 256 else 2)
+
+
+def _paste_triton(frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid) -> None:
+    x0, y0, bw, bh = box
+    fx0, fy0, fx1, fy1 = vis
+    h, w = rendered.shape[2:]
+    hg, wg = garment.shape[1:]
+    block_h, block_w, num_warps = _launch_config(fy1 - fy0, fx1 - fx0)
+    launch = (triton.cdiv(fx1 - fx0, block_w), triton.cdiv(fy1 - fy0, block_h))
+    _paste_kernel[launch](
+        frame, *frame.stride(),
+        rendered, *rendered.stride()[1:],
+        cloth_mask, *cloth_mask.stride()[2:],
+        keep_mask, *keep_mask.stride()[2:],
+        grid, *grid.stride()[1:],
+        garment, *garment.stride(),
+        x0, y0, fx0, fy0, fx1, fy1,
+        w / bw, h / bh,
+        h, w, hg, wg,
+        BLOCK_H=block_h,
+        BLOCK_W=block_w,
+        num_warps=num_warps,
+    )  # fmt: skip
+
+
+def _paste_torch(frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid) -> None:
+    """``F.grid_sample`` over the visible box only: border padding for the model-size maps
+    (clamp-to-edge bilinear, the same as ``F.interpolate``), zeros for the garment."""
+    x0, y0, bw, bh = box
+    fx0, fy0, fx1, fy1 = vis
+    dev = frame.device
+    # normalized model coordinate of frame pixel X: (2u + 1) / w - 1 = (2 (X - x0) + 1) / bw - 1
+    nx = (2.0 * (torch.arange(fx0, fx1, device=dev, dtype=torch.float32) - x0) + 1.0) / bw - 1.0
+    ny = (2.0 * (torch.arange(fy0, fy1, device=dev, dtype=torch.float32) - y0) + 1.0) / bh - 1.0
+    vh, vw = ny.numel(), nx.numel()
+    base = torch.stack((nx.expand(vh, vw), ny[:, None].expand(vh, vw)), dim=-1)[None]
+    maps = torch.cat((rendered, cloth_mask, keep_mask, grid.permute(0, 3, 1, 2)), dim=1)
+    up = F.grid_sample(maps, base, mode="bilinear", padding_mode="border", align_corners=False)
+    up = up[0]  # (7, vh, vw): r, g, b, M_c, M_a, gx, gy
+    cloth = F.grid_sample(
+        garment[None, :3],
+        up[5:7].permute(1, 2, 0)[None],
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )[0]  # fmt: skip  (3, vh, vw)
+    cm, km = up[3:4], up[4:5]
+    region = frame[fy0:fy1, fx0:fx1]  # (vh, vw, 3) view
+    bg = region.permute(2, 0, 1).to(torch.float32) / 255.0  # (3, vh, vw)
+    out = (1.0 - km) * (cm * cloth + (1.0 - cm) * up[:3]) + km * bg
+    out = torch.floor(out * 255.0 + 0.5).clamp_(0.0, 255.0)
+    region.copy_(out.permute(1, 2, 0))
+
+
+class _Scratch(threading.local):
+    """Per-thread float32 work arrays of the OpenCV path, reused from call to call.
+
+    Fresh multi-megabyte arrays on every call cost more in page faults than the arithmetic
+    (the allocator hands them back to the OS on free): each tagged array is a view of a flat
+    buffer that only grows (by a quarter more than asked, as boxes change size every frame).
+    Nothing handed to the caller is a view of these buffers.
+    """
+
+    def __init__(self) -> None:
+        self.flat: dict[str, np.ndarray] = {}
+
+    def array(self, tag: str, shape: tuple[int, ...]) -> np.ndarray:
+        n = math.prod(shape)
+        flat = self.flat.get(tag)
+        if flat is None or flat.size < n:
+            flat = np.empty(n + n // 4, dtype=np.float32)
+            self.flat[tag] = flat
+        return flat[:n].reshape(shape)
+
+
+_SCRATCH = _Scratch()
+
+
+def _upsample_visible(
+    src: np.ndarray, bh: int, bw: int, rows: slice, cols: slice, tag: str
+) -> np.ndarray:
+    """``cv2.resize(src, (bw, bh))[rows, cols]`` (INTER_LINEAR), computing fewer pixels when the
+    cut is large: one axis first, cut, then the other (bilinear is separable: the fp32 results
+    differ in the last bits only), whichever of the three orders touches the fewest pixels.
+    ``src`` is (h, w, C) float32; the result is a view of scratch ``tag``."""
+    h, w, c = src.shape
+    vh, vw = rows.stop - rows.start, cols.stop - cols.start
+    costs = {"full": bh * bw, "rows": bh * w + vh * bw, "cols": h * bw + bh * vw}
+    order = min(costs, key=costs.get)
+    linear = cv2.INTER_LINEAR
+    if order == "full":
+        out = _SCRATCH.array(tag, (bh, bw, c))
+        out = cv2.resize(src, (bw, bh), dst=out, interpolation=linear)
+        return out[rows, cols]
+    if order == "rows":
+        tall = _SCRATCH.array(tag + ".pass1", (bh, w, c))
+        tall = cv2.resize(src, (w, bh), dst=tall, interpolation=linear)
+        out = _SCRATCH.array(tag, (vh, bw, c))
+        out = cv2.resize(tall[rows], (bw, vh), dst=out, interpolation=linear)
+        return out[:, cols]
+    wide = _SCRATCH.array(tag + ".pass1", (h, bw, c))
+    wide = cv2.resize(src, (bw, h), dst=wide, interpolation=linear)
+    out = _SCRATCH.array(tag, (bh, vw, c))
+    out = cv2.resize(np.ascontiguousarray(wide[:, cols]), (vw, bh), dst=out, interpolation=linear)
+    return out[rows]
+
+
+def _interleave(planes: torch.Tensor, tag: str, scale: float = 1.0) -> np.ndarray:
+    """(C, H, W) float32 tensor -> (H, W, C) scratch array (OpenCV's layout), times ``scale``."""
+    c, h, w = planes.shape
+    out = _SCRATCH.array(tag, (h, w, c))
+    if c == 1:
+        np.copyto(out[..., 0], planes[0].numpy())
+    else:
+        out = cv2.merge([np.ascontiguousarray(p.numpy()) for p in planes], dst=out)
+    if scale != 1.0:
+        out *= scale
+    return out
+
+
+def _paste_opencv(frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid) -> None:
+    x0, y0, bw, bh = box
+    fx0, fy0, fx1, fy1 = vis
+    h, w = rendered.shape[2:]
+    hg, wg = garment.shape[1:]
+    vh, vw = fy1 - fy0, fx1 - fx0
+    rows, cols = slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0)
+    arr = _SCRATCH.array
+
+    # model size (h, w): 255 * rendered; the masks as 3 equal channels, so that the blend runs
+    # on same-shape arrays; the grid already in garment pixels (an affine map of the grid, which
+    # commutes with bilinear upsampling)
+    rd = _interleave(rendered[0], "rd", 255.0)
+    cm3 = _interleave(cloth_mask[0, 0].expand(3, h, w), "cm")
+    km3 = _interleave(keep_mask[0, 0].expand(3, h, w), "km")
+    gxy = grid[0].numpy()  # (h, w, 2) view
+    pxy = arr("pxy", (h, w, 2))
+    np.multiply(gxy, np.array([0.5 * wg, 0.5 * hg], dtype=np.float32), out=pxy)
+    pxy += np.array([0.5 * wg - 0.5, 0.5 * hg - 0.5], dtype=np.float32)
+
+    # visible box (vh, vw)
+    rd = _upsample_visible(rd, bh, bw, rows, cols, "up.rd")  # 255 * rendered
+    cm3 = _upsample_visible(cm3, bh, bw, rows, cols, "up.cm")
+    km3 = _upsample_visible(km3, bh, bw, rows, cols, "up.km")
+    pxy = _upsample_visible(pxy, bh, bw, rows, cols, "up.pxy")  # (vh, vw, 2)
+
+    # garment: its four bilinear taps by nearest-neighbour remap at integer positions (zero
+    # outside), blended with the exact fp32 fractions; positions clamped so taps stay outside
+    tex = _interleave(garment[:3], "tex", 255.0)  # (Hg, Wg, 3), 255 * RGB
+    ix, iy, ix1, iy1 = (arr(t, (vh, vw)) for t in ("ix", "iy", "ix1", "iy1"))
+    fx, fy = arr("fx", (vh, vw)), arr("fy", (vh, vw))
+    np.clip(pxy[..., 0], -2.0, float(wg), out=fx)
+    np.clip(pxy[..., 1], -2.0, float(hg), out=fy)
+    np.floor(fx, out=ix)
+    np.floor(fy, out=iy)
+    fx -= ix
+    fy -= iy
+    np.add(ix, 1.0, out=ix1)
+    np.add(iy, 1.0, out=iy1)
+    fx3, fy3 = arr("fx3", (vh, vw, 3)), arr("fy3", (vh, vw, 3))
+    fx3 = cv2.merge([fx, fx, fx], dst=fx3)
+    fy3 = cv2.merge([fy, fy, fy], dst=fy3)
+    taps = {}
+    for tag, mx, my in (("t00", ix, iy), ("t01", ix1, iy), ("t10", ix, iy1), ("t11", ix1, iy1)):
+        taps[tag] = cv2.remap(tex, mx, my, cv2.INTER_NEAREST, dst=arr(tag, (vh, vw, 3)),
+                  borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0, 0.0, 0.0, 0.0))  # fmt: skip
+    # lerps as ``a += (b - a) * f``, the multiply-add fused by cv2.accumulateProduct
+    top, right, bottom, corner = taps["t00"], taps["t01"], taps["t10"], taps["t11"]
+    right -= top
+    cv2.accumulateProduct(right, fx3, top)  # row iy
+    corner -= bottom
+    cv2.accumulateProduct(corner, fx3, bottom)  # row iy + 1
+    bottom -= top
+    cv2.accumulateProduct(bottom, fy3, top)  # 255 * cloth
+
+    # 255 * masked = rd + M_c (255 cloth - rd); 255 * out = masked + M_a (frame - masked)
+    top -= rd
+    cv2.accumulateProduct(top, cm3, rd)  # rd (scratch) is now 255 * masked
+    region = frame.numpy()[fy0:fy1, fx0:fx1]  # (vh, vw, 3) uint8 view, written in place
+    out = np.subtract(region, rd, out=right, dtype=np.float32)
+    cv2.accumulateProduct(out, km3, rd)  # 255 * out
+    out = rd
+    out += 0.5
+    np.clip(out, 0.0, 255.5, out=out)
+    np.copyto(region, out, casting="unsafe")  # truncation of values >= 0: the floor
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+def paste_ref(
+    frame: torch.Tensor,
+    box: Sequence[int],
+    rendered: torch.Tensor,
+    cloth_mask: torch.Tensor,
+    keep_mask: torch.Tensor,
+    garment: torch.Tensor,
+    grid: torch.Tensor,
+) -> torch.Tensor:
+    """Plain float64 PyTorch reference of :func:`paste` (the module docstring's math with its
+    own index arithmetic); returns a new frame and leaves ``frame`` alone. Not validated."""
+    out = frame.clone()
+    x0, y0, bw, bh = (int(b) for b in box)
+    height, width = frame.shape[:2]
+    c0, r0 = max(x0, 0), max(y0, 0)
+    c1, r1 = min(x0 + bw, width), min(y0 + bh, height)
+    if c1 <= c0 or r1 <= r0:
+        return out
+    f64 = torch.float64
+    dev = frame.device
+    h, w = rendered.shape[2:]
+    cols = torch.arange(c0, c1, device=dev, dtype=f64)
+    rows = torch.arange(r0, r1, device=dev, dtype=f64)
+    u = (cols - x0 + 0.5) * w / bw - 0.5  # (vw,)
+    v = (rows - y0 + 0.5) * h / bh - 0.5  # (vh,)
+    ua, va = torch.floor(u), torch.floor(v)
+    au, av = (u - ua)[None, :], (v - va)[:, None]
+    ua, va = ua.long(), va.long()
+    left, right = ua.clamp(0, w - 1), (ua + 1).clamp(0, w - 1)
+    upper, lower = va.clamp(0, h - 1), (va + 1).clamp(0, h - 1)
+
+    def resample(plane: torch.Tensor) -> torch.Tensor:  # (h, w) -> (vh, vw), clamp-to-edge
+        p = plane.to(f64)
+        t = p[upper][:, left] * (1 - au) + p[upper][:, right] * au
+        b = p[lower][:, left] * (1 - au) + p[lower][:, right] * au
+        return t * (1 - av) + b * av
+
+    rgb = torch.stack([resample(rendered[0, c]) for c in range(3)])  # (3, vh, vw)
+    mc = resample(cloth_mask[0, 0])
+    ma = resample(keep_mask[0, 0])
+    gx, gy = resample(grid[0, :, :, 0]), resample(grid[0, :, :, 1])
+
+    hg, wg = garment.shape[1:]
+    px = ((gx + 1) * wg - 1) / 2
+    py = ((gy + 1) * hg - 1) / 2
+    ix, iy = torch.floor(px), torch.floor(py)
+    ax, ay = px - ix, py - iy
+    ix, iy = ix.long(), iy.long()
+    tex = garment[:3].to(f64)
+    cloth = torch.zeros_like(rgb)
+    for dy, wy in ((0, 1 - ay), (1, ay)):
+        for dx, wx in ((0, 1 - ax), (1, ax)):
+            tx, ty = ix + dx, iy + dy
+            inside = (tx >= 0) & (tx < wg) & (ty >= 0) & (ty < hg)
+            taps = tex[:, ty.clamp(0, hg - 1), tx.clamp(0, wg - 1)]  # (3, vh, vw)
+            cloth += torch.where(inside, wx * wy, torch.zeros_like(wx)) * taps
+
+    background = frame[r0:r1, c0:c1].permute(2, 0, 1).to(f64) / 255  # (3, vh, vw)
+    masked = mc * cloth + (1 - mc) * rgb
+    blended = (1 - ma) * masked + ma * background
+    pixels = torch.floor(blended * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+    out[r0:r1, c0:c1] = pixels.permute(1, 2, 0)
+    return out
+
+
+@torch.library.custom_op("tryon::paste", mutates_args=("frame",))
+def _paste_op(
+    frame: torch.Tensor,
+    box: Sequence[int],
+    rendered: torch.Tensor,
+    cloth_mask: torch.Tensor,
+    keep_mask: torch.Tensor,
+    garment: torch.Tensor,
+    grid: torch.Tensor,
+    *,
+    impl: str = "auto",
+) -> None:
+    # an op that mutates an input may not also return it: ``paste`` returns the frame
+    paste(frame, box, rendered, cloth_mask, keep_mask, garment, grid, impl=impl)
+
+
+@_paste_op.register_fake
+def _(
+    frame: torch.Tensor,
+    box: Sequence[int],
+    rendered: torch.Tensor,
+    cloth_mask: torch.Tensor,
+    keep_mask: torch.Tensor,
+    garment: torch.Tensor,
+    grid: torch.Tensor,
+    *,
+    impl: str = "auto",
+) -> None:
+    return None
