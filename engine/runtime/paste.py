@@ -1,21 +1,35 @@
-"""The paste stage: the model-size try-on composited back into the full frame.
+"""The paste stage: the try-on composited back into the full frame, sharp, in one fused op.
 
-Inside the crop box only, where the warped garment lies (``mode="garment"``) or in the whole
-try-on region (``mode="region"``): the crop is resized to the box, the mask's complement is the
-"keep the frame" weight, and :func:`kernels.composite` blends them (feathered, straight to
-uint8 HWC). Pixels outside the box are never touched.
+Inside the crop box only (pixels outside it are never touched), :func:`kernels.paste` per frame
+pixel: bilinear upsampling of the generator's model-size ``rendered`` image and ``cloth_mask``
+and of the keep mask, the garment texture sampled *at its own resolution* through the upsampled
+thin-plate-spline grid (so its detail survives the 4x upsampling that used to blur it), the
+two-stage composite, and the blend into the uint8 frame.
+
+What replaces the frame (``mode``):
+
+- ``"garment"``: where the new garment lies on the body (and there the garment's own texture
+  wherever the warp put it: the cloth mask is the larger of the generator's and the warped
+  alpha): the ``paste_mask`` of
+  :func:`engine.inputs.frame_inputs.frame_inputs` (the warped garment on the person, forearms and
+  hands in front of the torso and the head kept as filmed), or the warped garment's alpha when
+  the inputs carry no paste mask;
+- ``"region"``: the whole regenerated try-on region.
+
+The mask is feathered at model size (Gaussian, ``feather`` model pixels) before the upsampling,
+so the edge is soft at any box size and costs nothing per frame pixel.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-import cv2
 import numpy as np
 import torch
 
-from engine.inputs.person_crop import CropBox, PersonCrop
-from kernels.composite import composite
+from engine.inputs.person_crop import CropBox
+from kernels.gaussian_blur import gaussian_blur
+from kernels.paste import paste
 
 __all__ = ["PASTE_MODES", "Paste"]
 
@@ -23,49 +37,61 @@ PASTE_MODES = ("garment", "region")
 
 
 class Paste:
-    """Composite a (1, 3, h, w) try-on crop into a copy of the frame.
+    """Paste a generated crop into a copy of the frame.
 
     Args:
         mode: ``"garment"`` or ``"region"`` (see the module docstring).
-        feather: Gaussian sigma in crop (model) pixels, scaled to the box.
-        model_width: the model's input width w (pixels), to scale ``feather``.
+        feather: Gaussian sigma of the mask's edge, in model pixels (0: a hard edge).
+        impl: the :func:`kernels.paste` implementation (``"auto"``: Triton on CUDA tensors,
+            the OpenCV path on the CPU).
     """
 
-    def __init__(self, mode: Literal["garment", "region"], feather: float, model_width: int):
+    def __init__(
+        self, mode: Literal["garment", "region"], feather: float, *, impl: str = "auto"
+    ) -> None:
         self.mode = mode
         self.feather = float(feather)
-        self.model_width = model_width
+        self.impl = impl
+
+    def keep_mask(self, paste_mask: torch.Tensor) -> torch.Tensor:
+        """``1 - feathered(paste_mask)``: (1, 1, h, w) float32 in [0, 1], 1 = keep the frame."""
+        mask = paste_mask.to(torch.float32).clamp(0.0, 1.0)
+        if self.feather > 0:
+            ksize = 2 * int(np.ceil(3 * self.feather)) + 1
+            mask = gaussian_blur(mask.contiguous(), ksize, self.feather).clamp_(0.0, 1.0)
+        return 1.0 - mask
 
     def __call__(
         self,
         frame: np.ndarray,
         box: CropBox,
-        tryon: torch.Tensor,
-        cloth_alpha: torch.Tensor,
-        region: torch.Tensor,
+        outputs: dict[str, torch.Tensor],
+        inputs: dict[str, torch.Tensor],
+        garment_rgba: torch.Tensor,
     ) -> np.ndarray:
-        """``frame`` (H, W, 3) uint8 with ``tryon`` (1, 3, h, w) float32 in [0, 1] pasted into
-        ``box``, weighted by ``cloth_alpha`` (the warped garment's alpha) or ``region`` (the
-        try-on region), both (1, 1, h, w) float32: a new array."""
+        """A new (H, W, 3) uint8 frame with the try-on pasted into ``box``.
+
+        Args:
+            frame: (H, W, 3) uint8 RGB, the frame as filmed (left unchanged).
+            box: the crop box (frame pixels, may extend past the frame).
+            outputs: the generator's ``rendered`` (1, 3, h, w) and ``cloth_mask`` (1, 1, h, w).
+            inputs: this frame's generator inputs and extras: ``garment_grid`` (1, h, w, 2),
+                ``region`` (1, 1, h, w) and, when present, ``paste_mask`` (1, 1, h, w).
+            garment_rgba: (4, Hg, Wg) float32, premultiplied RGB and alpha.
+        """
+        cloth_mask = outputs["cloth_mask"]
+        if self.mode == "region":
+            mask = inputs["region"]
+        else:
+            mask = inputs.get("paste_mask")
+            if mask is None:
+                mask = inputs["cloth"][:, 3:4]
+            # Wherever the warp put garment, show the garment's own texture (sharp), not the
+            # generator's blurrier rendered person: the generator's mask can only add cloth.
+            cloth_mask = torch.maximum(cloth_mask, inputs["cloth"][:, 3:4])
         image = frame.copy()
-        placed = PersonCrop.paste_region(box, frame.shape[0], frame.shape[1])
-        if placed is None:
-            return image
-        frame_part, box_part, (bh, bw) = placed
-        crop_rgb = tryon[0].permute(1, 2, 0).numpy()  # (h, w, 3) float32 view
-        up = cv2.resize(crop_rgb, (bw, bh), interpolation=cv2.INTER_LINEAR)  # a fresh array
-        np.clip(up, 0.0, 1.0, out=up)
-        mask = region if self.mode == "region" else cloth_alpha
-        keep = 1.0 - cv2.resize(mask[0, 0].numpy(), (bw, bh), interpolation=cv2.INTER_LINEAR)
-        np.clip(keep, 0.0, 1.0, out=keep)
-        up_t = torch.from_numpy(up[box_part]).permute(2, 0, 1)[None]  # (1, 3, h', w') view
-        keep_t = torch.from_numpy(keep[box_part])[None, None]  # (1, 1, h', w') view
-        background = torch.from_numpy(frame[frame_part]).permute(2, 0, 1)[None]
-        background = background.to(torch.float32).div_(255.0)
-        scale = bw / self.model_width
-        # cloth = rendered = the try-on crop: its mask is irrelevant (the keep mask is reused)
-        out = composite(up_t, up_t, keep_t, background, keep_t,
-                        feather=min(10.0, self.feather * scale), out_dtype=torch.uint8,
-                        out_layout="nhwc")  # fmt: skip
-        image[frame_part] = out[0].numpy()
+        target = torch.from_numpy(image)  # (H, W, 3) uint8 view, written in place
+        paste(target, (box.x0, box.y0, box.width, box.height), outputs["rendered"],
+              cloth_mask, self.keep_mask(mask), garment_rgba,
+              inputs["garment_grid"], impl=self.impl)  # fmt: skip
         return image

@@ -11,8 +11,9 @@ milliseconds::
     inputs              try-on region, background, warped garment, pose maps at model size
                         (engine.inputs.frame_inputs, the code that built the training data)
     generator           the generator over the window (engine.backends.streaming_runner)
-    composite           the try-on crop pasted back into the full frame inside the region,
-                        feathered, straight to uint8 (engine.runtime.paste)
+    composite           one fused op back into the full frame inside the crop box: rendered
+                        person and masks upsampled, the garment sampled at its own resolution
+                        (sharp), feathered, straight to uint8 (engine.runtime.paste)
 
 ``mode="latency"`` (live video): a causal sliding window of the last ``window`` frames, one
 output per input frame; each frame is encoded once and its features cached, so a frame costs
@@ -123,7 +124,7 @@ class TryOnSession:
             is refused with a clear error rather than silently ignored).
         window: frames T the generator sees at once (>= 1).
         mode: ``"latency"`` or ``"throughput"`` (see the module docstring).
-        feather: Gaussian sigma, in crop pixels, softening the pasted edge.
+        feather: Gaussian sigma, in model pixels, softening the pasted edge.
         paste: what of the generated crop replaces the frame: ``"garment"`` (where the warped
             garment lies: the new garment over the person as filmed) or ``"region"`` (the
             whole regenerated try-on region, arms and neck included).
@@ -194,7 +195,7 @@ class TryOnSession:
         self._perceive = Perceive(self.tracker)
         self._build = BuildInputs(self.crop, lambda: self._garment)
         self._generate = Generate(self.window, threads=None if self.backend == "torch" else 1)
-        self._finish = Finish(Paste(paste, feather, self.config.width), self._stats)
+        self._finish = Finish(Paste(paste, feather), self._stats)
 
     # ------------------------------------------------------------------ garment
     def set_garment(self, image: str | Path | np.ndarray) -> None:

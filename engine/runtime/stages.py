@@ -4,8 +4,8 @@ A frame's path, in order (``mode="latency"``)::
 
     Perceive      pose + person mask of the full frame (the detector)      -> (FrameWork, detection)
     BuildInputs   crop box, crop, generator inputs at model size            -> FrameWork
-    Generate      the generator's step over the window (or blocks of T)     -> (FrameWork, out, ms)
-    Paste         the try-on composited back into the frame (engine.runtime.paste)
+    Generate      the generator's step over the window (or blocks of T) -> (work, out, ms)
+    Paste         rendered person + garment texture, sharp, into the frame (runtime.paste)
     Finish        timings, statistics, the :class:`TryOnResult`
 
 Each stage is a small object holding only its own state (the crop smoothing, the window, the
@@ -31,6 +31,9 @@ from engine.inputs.person_crop import CropBox, PersonCrop
 from engine.model.mpdt_generator import INPUT_NAMES
 from engine.runtime.paste import Paste
 from engine.runtime.stage_stats import StageStats
+
+PASTED = ("rendered", "cloth_mask")
+"""The generator outputs the paste reads (the garment itself is re-sampled at full size)."""
 
 __all__ = [
     "BuildInputs",
@@ -80,6 +83,7 @@ class FrameWork:
     inputs: dict[str, torch.Tensor] | None = None  # (1, C, h, w) each, model size
     region: torch.Tensor | None = None  # (1, 1, h, w), 1 = regenerated
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # other frame_inputs outputs
+    garment: GarmentImage | None = None  # the garment this frame was built with
     restart: bool = False  # the person was lost before this frame: the window starts over
 
 
@@ -167,7 +171,8 @@ class BuildInputs:
         work.box = box
         work.region = inputs.pop("region")
         work.inputs = {name: inputs.pop(name) for name in INPUT_NAMES}  # the generator's
-        work.extras = inputs  # e.g. paste masks, kept for the paste
+        work.extras = inputs  # paste mask, shading, garment grid: kept for the paste
+        work.garment = garment
         work.restart, self.lost = self.lost, False
         return work
 
@@ -187,7 +192,8 @@ class Generate:
         self.threads = threads
 
     def step(self, work: FrameWork) -> tuple[FrameWork, dict | None, float]:
-        """``(work, {"tryon": (1, 3, h, w)}, ms)``; outputs None without a person."""
+        """``(work, {"rendered": (1, 3, h, w), "cloth_mask": (1, 1, h, w)}, ms)``; outputs
+        None without a person."""
         if work.inputs is None:
             return work, None, 0.0
         if work.restart:
@@ -195,8 +201,8 @@ class Generate:
         t0 = time.perf_counter()
         with torch_threads(self.threads):
             out = self.window.step(work.inputs)
-        tryon = out["tryon"].to("cpu", copy=True)  # the next step reuses the buffer
-        return work, {"tryon": tryon}, (time.perf_counter() - t0) * 1e3
+        kept = {k: out[k].to("cpu", copy=True) for k in PASTED}  # the next step reuses them
+        return work, kept, (time.perf_counter() - t0) * 1e3
 
     def blocks(self, items: list[FrameWork]) -> list[tuple[FrameWork, dict | None, float]]:
         """Blocks of T person frames through the whole generator (the last block padded by
@@ -213,7 +219,7 @@ class Generate:
                 out = self.window.block(batch)
             ms = (time.perf_counter() - t0) * 1e3 / len(chunk)
             for i, p in enumerate(chunk):
-                outputs[id(p)] = ({k: v[i : i + 1].to("cpu", copy=True) for k, v in out.items()},
+                outputs[id(p)] = ({k: out[k][i : i + 1].to("cpu", copy=True) for k in PASTED},
                                   ms)  # fmt: skip
         return [(p, *outputs.get(id(p), (None, 0.0))) for p in items]
 
@@ -232,8 +238,8 @@ class Finish:
         else:
             timings["generator"] = ms
             t0 = time.perf_counter()
-            image = self.paste(work.frame, work.box, out["tryon"], work.inputs["cloth"][:, 3:4],
-                               work.region)  # fmt: skip
+            maps = {**work.inputs, **work.extras, "region": work.region}
+            image = self.paste(work.frame, work.box, out, maps, work.garment.rgba)
             found = True
             timings["composite"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - work.started) * 1e3
