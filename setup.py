@@ -48,8 +48,23 @@ extras_require = {
     # TensorRT 10.x or 11.x (strongly typed networks), cuda-python for stream/event calls that
     # torch does not cover.
     "tensorrt": ["tensorrt>=10.8,<12", "cuda-python>=12.6"],
+    # `tryon serve` (browser try-on over WebRTC): aiohttp serves the page and the signalling;
+    # aiortc 1.16 (verified with the numpy < 2 / protobuf < 5 / opencv < 4.12 pins) brings PyAV.
+    "serve": ["aiohttp>=3.9,<4", "aiortc>=1.16,<2"],
+    # `tryon run --virtual-camera`: needs v4l2loopback (Linux) or OBS Studio (Windows/macOS).
+    "virtualcam": ["pyvirtualcam>=0.11"],
     # Tests, benchmarks and lint. ruff is exact so lint results do not drift between machines.
-    "dev": ["pytest>=8", "pytest-benchmark>=4", "hypothesis>=6.100", "ruff==0.17.5"],
+    "dev": [
+        "pytest>=8",
+        "pytest-benchmark>=4",
+        "hypothesis>=6.100",
+        "ruff==0.17.5",
+        # engine.serve's tests run the server (the `serve` extra's packages).
+        "aiohttp>=3.9,<4",
+        "aiortc>=1.16,<2",
+        # Drives Debian's /usr/bin/chromium in the browser test (never `playwright install`).
+        "playwright>=1.45",
+    ],
 }
 
 setup(
@@ -62,7 +77,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=[f"{top}{sub}" for top in PACKAGES for sub in ("", ".*")]),
     include_package_data=True,
-    package_data={"engine": ["models/*.safetensors", "assets/*"]},
+    package_data={"engine": ["models/*.safetensors", "assets/*", "serve/static/*"]},
     install_requires=install_requires,
     extras_require=extras_require,
     entry_points={"console_scripts": ["tryon = engine.cli.main:main"]},

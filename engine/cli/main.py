@@ -9,6 +9,7 @@ Verbs:
     tryon bench [--report] [--quick]   run `pytest bench/`; --report: bench/results/<machine>.*
     tryon train --config lite --steps N --out DIR   train a generator on synthetic clips
     tryon eval --model demo [--json]                score a generator on held-out clips
+    tryon serve [--host H] [--port P] [--token T] [--max-sessions N]   try-on in the browser
     tryon export --model demo --format onnx|tensorrt --out DIR [--frames T] [--size HxW]
                  [--precision fp32|fp16]   standard + plugins graphs (and the TensorRT engine)
 
@@ -303,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fp16: strongly typed fp16 graphs, fp32 where numerics need "
                         "it")  # fmt: skip
     export.set_defaults(run=_cmd_export)
+    from engine.serve.cli import add_serve_parser, run_serve  # argparse only; aiohttp on run
+
+    add_serve_parser(verbs).set_defaults(run=run_serve)
     return parser
 
 
