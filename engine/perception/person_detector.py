@@ -60,6 +60,7 @@ from engine.errors import BackendUnavailableError, InputError, ModelLoadError
 from engine.keypoints import CONFIDENCE_MIN, KEYPOINT_INDEX, NUM_KEYPOINTS
 from engine.perception.frame_check import check_frame
 from engine.perception.one_euro import DEFAULT_DT_S, OneEuroFilter
+from engine.perception.subject import SubjectChooser, subject_region
 
 __all__ = [
     "BLAZEPOSE_TO_OPENPOSE",
@@ -191,6 +192,8 @@ class PersonDetector:
             before the mediapipe graphs; the keypoints still come in full-frame pixels
             (mediapipe's coordinates are normalized) and the mask is upsampled (bilinear) to the
             frame's size. ``None``: always the full frame. See the module docstring for the cost.
+        choose_subject: with several people in view, dress the one nearest the camera and the
+            centre and stay on them (mediapipe's face detector; :mod:`engine.perception.subject`).
 
     Raises:
         InputError: an argument is invalid (checked before anything is built).
@@ -210,6 +213,7 @@ class PersonDetector:
         beta: float = DEFAULT_BETA,
         d_cutoff: float = DEFAULT_D_CUTOFF,
         pose_max_height: int | None = DEFAULT_POSE_MAX_HEIGHT,
+        choose_subject: bool = True,
     ) -> None:
         if not isinstance(smoothing, bool):
             raise InputError("smoothing", "True or False", smoothing)
@@ -248,6 +252,11 @@ class PersonDetector:
         self.segmentation = segmentation
         self.pose_max_height = None if pose_max_height is None else int(pose_max_height)
         self._filter = filt
+        if not isinstance(choose_subject, bool):
+            raise InputError("choose_subject", "True or False", choose_subject)
+        self.choose_subject = choose_subject
+        self._chooser = SubjectChooser()
+        self._faces: Any = None
         self._graph_options = dict(
             static_image_mode=False,
             model_complexity=model_complexity,
@@ -279,6 +288,12 @@ class PersonDetector:
         self._selfie = None
         if self.segmentation == "selfie":
             self._selfie = mp_selfie.SelfieSegmentation(model_selection=1)
+        if self.choose_subject:
+            from mediapipe.python.solutions import face_detection as mp_faces
+
+            if self._faces is not None:
+                self._faces.close()
+            self._faces = mp_faces.FaceDetection(model_selection=1, min_detection_confidence=0.5)
 
     # ----------------------------------------------------------------------------------------
 
@@ -299,6 +314,7 @@ class PersonDetector:
         self._pose.reset()
         if self._selfie is not None:
             self._selfie.reset()
+        self._chooser.reset()
         self._filter.reset()
         self._size = None
         self._last_t = None
@@ -308,16 +324,36 @@ class PersonDetector:
         if self._closed:
             return
         self._closed = True
-        for graph in (self._pose, self._selfie):
+        for graph in (self._pose, self._selfie, self._faces):
             if graph is not None:
                 graph.close()
-        self._pose = self._selfie = None
+        self._pose = self._selfie = self._faces = None
 
     def __enter__(self) -> PersonDetector:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _isolate_subject(self, rgb: np.ndarray) -> np.ndarray:
+        """``rgb`` with everyone but the chosen subject greyed out (see
+        :mod:`engine.perception.subject`); unchanged with one face or none."""
+        h, w = rgb.shape[:2]
+        found = self._faces.process(rgb).detections or []
+        boxes = []
+        for det in found:
+            rel = det.location_data.relative_bounding_box
+            x0, y0 = rel.xmin * w, rel.ymin * h
+            boxes.append((x0, y0, x0 + rel.width * w, y0 + rel.height * h))
+        face = self._chooser(boxes, h, w)
+        if face is None:
+            face = self._chooser.subject  # out of sight for a moment: keep its region
+        if face is None or len(boxes) < 2 and self._chooser.missed == 0:
+            return rgb
+        x0, y0, x1, y1 = subject_region(face, h, w)
+        out = np.full_like(rgb, 128)
+        out[y0:y1, x0:x1] = rgb[y0:y1, x0:x1]
+        return out
 
     # ----------------------------------------------------------------------------------------
 
@@ -368,6 +404,10 @@ class PersonDetector:
         if self._graph_size is not None and self._graph_size != rgb.shape[:2]:
             self._build_graphs()  # a new frame size: the old graphs would fail on it
         self._graph_size = rgb.shape[:2]
+        if self._faces is not None:
+            t_faces = time.perf_counter()
+            rgb = self._isolate_subject(rgb)
+            timings["subject"] = (time.perf_counter() - t_faces) * 1e3
         result = self._pose.process(rgb)
         timings["pose"] = (time.perf_counter() - start) * 1e3
 

@@ -70,7 +70,7 @@ def test_keypoints_format_and_bounds(smooth):
             assert conf[K[name]] > 0.5, name
         for name in ("right_hip", "left_hip", "right_knee", "left_ankle"):  # below the frame
             assert conf[K[name]] == 0.0, name
-        assert set(d.timings) == {"pose", "segmentation", "smoothing"}
+        assert set(d.timings) == {"pose", "subject", "segmentation", "smoothing"}
         assert all(v >= 0 for v in d.timings.values())
 
 
