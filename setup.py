@@ -51,6 +51,9 @@ extras_require = {
     # `tryon serve` (browser try-on over WebRTC): aiohttp serves the page and the signalling;
     # aiortc 1.16 (verified with the numpy < 2 / protobuf < 5 / opencv < 4.12 pins) brings PyAV.
     "serve": ["aiohttp>=3.9,<4", "aiortc>=1.16,<2"],
+    # Many live streams on a Ray cluster (engine.cluster). Ray core only: ray[default] needs
+    # protobuf >= 5, which mediapipe 0.10.21 forbids; 2.60 verified with the pins.
+    "cluster": ["ray>=2.9,<3"],
     # `tryon run --virtual-camera`: needs v4l2loopback (Linux) or OBS Studio (Windows/macOS).
     "virtualcam": ["pyvirtualcam>=0.11"],
     # Tests, benchmarks and lint. ruff is exact so lint results do not drift between machines.
@@ -64,6 +67,8 @@ extras_require = {
         "aiortc>=1.16,<2",
         # Drives Debian's /usr/bin/chromium in the browser test (never `playwright install`).
         "playwright>=1.45",
+        # engine.cluster's tests start a local Ray cluster (the `cluster` extra).
+        "ray>=2.9,<3",
     ],
 }
 

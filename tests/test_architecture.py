@@ -35,6 +35,7 @@ LAYERS = {
     "engine.runtime": 7,
     "engine.training": 7,
     "engine.serve": 8,
+    "engine.cluster": 8,
     "engine": 9,
     "engine.cli": 10,
 }
