@@ -1,0 +1,45 @@
+"""End-to-end stream FPS on the bundled 640x480 clip (latency mode, onnxruntime), CPU time per
+frame and pipeline efficiency (FPS x CPU ms per frame / (1000 x cores)), as one JSON line.
+
+Run from the root of any checkout (``python bench/stream_fps.py``), e.g. an older commit in a
+``git worktree`` and this one, one after the other, to compare before and after.
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, ".")  # the checkout this is run from, not the installed package
+
+from engine import TryOnSession  # noqa: E402
+from engine.sample_media import sample_clip_path, sample_garment_path  # noqa: E402
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    with TryOnSession("demo", backend="onnxruntime", mode="latency") as session:
+        session.set_garment(sample_garment_path())
+        list(session.stream(sample_clip_path(), max_frames=16))  # warm-up: export, graphs
+        session.reset_stats()
+        cpu0, t0 = _cpu_s(), time.perf_counter()
+        frames = sum(1 for _ in session.stream(sample_clip_path()))
+        wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+        stages = session.stats()["stages"]
+    fps, cpu_ms = frames / wall, cpu / frames * 1e3
+    print(json.dumps({
+        "frames": frames,
+        "fps": round(fps, 2),
+        "cpu_ms_per_frame": round(cpu_ms, 1),
+        "efficiency": round(fps * cpu_ms / (1000 * (os.cpu_count() or 1)), 3),
+        "stages_p50_ms": {name: round(s["p50_ms"], 1) for name, s in stages.items()},
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
