@@ -16,7 +16,8 @@ frame, every other pixel left untouched::
                 F.interpolate(align_corners=False))
     gx, gy      = S(grid);  px = ((gx + 1) * Wg - 1) / 2,  py = ((gy + 1) * Hg - 1) / 2
     cloth       bilinear of garment RGB at (px, py), taps outside the texture are 0
-                (grid_sample padding_mode="zeros")
+                (grid_sample padding_mode="zeros"), times S(shading) when a shading map is
+                given (the folds and shadows of the clothing underneath; 1 otherwise)
     masked      = M_c * cloth + (1 - M_c) * rendered
     out         = (1 - M_a) * masked + M_a * frame / 255
     frame       = clamp(floor(255 * out + 0.5), 0, 255)   (uint8, in place)
@@ -59,8 +60,10 @@ from kernels.dispatch import Impl, resolve_impl
 from kernels.errors import InputError
 from kernels.validation import check_unit_range
 
-__all__ = ["MAX_COORD", "paste", "paste_ref"]
+__all__ = ["MAX_COORD", "MAX_SHADING", "paste", "paste_ref"]
 
+MAX_SHADING = 4.0
+"""Largest accepted shading factor (the runtime's shading maps stay within [0.6, 1.4])."""
 MAX_COORD = 2**30
 """Bound on ``|x0|``, ``|y0|``, ``bw``, ``bh`` and every size (int32 arithmetic in the kernel)."""
 
@@ -86,6 +89,7 @@ def _paste_kernel(
     keep_mask_ptr, stride_kmh, stride_kmw,
     grid_ptr, stride_gdh, stride_gdw, stride_gdk,
     garment_ptr, stride_gc, stride_gh, stride_gw,
+    shade_ptr, stride_shh, stride_shw,
     x0, y0, fx0, fy0, fx1, fy1,
     scale_x, scale_y,
     h, w, Hg, Wg,
@@ -118,6 +122,8 @@ def _paste_kernel(
     gx = bilinear_clamped(grid_ptr, stride_gdh, stride_gdw, ya, yb, xa, xb, fu, fv, valid)
     gy = bilinear_clamped(grid_ptr + stride_gdk, stride_gdh, stride_gdw, ya, yb, xa, xb, fu, fv,
                           valid)  # fmt: skip
+    # no shading map: a single 1.0 read with zero strides
+    sh = bilinear_clamped(shade_ptr, stride_shh, stride_shw, ya, yb, xa, xb, fu, fv, valid)
 
     # garment position in texture pixels; clamped (taps stay outside) so int32 cannot overflow
     px = tl.minimum(tl.maximum(((gx + 1.0) * Wg - 1.0) * 0.5, -2.0), Wg * 1.0)
@@ -151,7 +157,7 @@ def _paste_kernel(
         c11 = tl.load(g11 + c * stride_gc, mask=m11, other=0.0)
         top = c00 + fx * (c01 - c00)
         bottom = c10 + fx * (c11 - c10)
-        cloth = top + fy * (bottom - top)
+        cloth = (top + fy * (bottom - top)) * sh
         masked = cm * cloth + (1.0 - cm) * rd
         bg = tl.load(f_base + c * stride_fc, mask=valid, other=0).to(tl.float32) * (1.0 / 255.0)
         res = (1.0 - km) * masked + km * bg
@@ -168,6 +174,7 @@ def _aot_signature() -> dict[str, str]:
         ("keep_mask_ptr", "fp32", ("stride_kmh", "stride_kmw")),
         ("grid_ptr", "fp32", ("stride_gdh", "stride_gdw", "stride_gdk")),
         ("garment_ptr", "fp32", ("stride_gc", "stride_gh", "stride_gw")),
+        ("shade_ptr", "fp32", ("stride_shh", "stride_shw")),
     ):
         sig[ptr] = f"*{dtype}"
         sig.update(dict.fromkeys(strides, "i32"))
@@ -215,6 +222,7 @@ def _check_paste_args(
     keep_mask: object,
     garment: object,
     grid: object,
+    shading: object = None,
 ) -> tuple[int, int, int, int]:
     """Validate everything but ``impl``, cheapest checks first; returns the box as ints."""
     expected = "an (H, W, 3) uint8 tensor"
@@ -233,6 +241,9 @@ def _check_paste_args(
     _check_float("garment", garment, "(4, Hg, Wg) RGBA", 3, {0: 4})
     named = {"rendered": rendered, "cloth_mask": cloth_mask, "keep_mask": keep_mask,
              "grid": grid, "garment": garment}  # fmt: skip
+    if shading is not None:
+        _check_float("shading", shading, f"(1, 1, {h}, {w})", 4, {0: 1, 1: 1, 2: h, 3: w})
+        named["shading"] = shading
     for name, x in named.items():
         if x.device != frame.device:
             raise InputError(name, f"a tensor on {frame.device} like frame", x)
@@ -240,6 +251,12 @@ def _check_paste_args(
             raise InputError(name, f"every size below {MAX_COORD}", x)
     _check_mask_range("cloth_mask", cloth_mask)
     _check_mask_range("keep_mask", keep_mask)
+    if shading is not None:
+        values = shading.detach().cpu().numpy()
+        lo, hi = values.min(), values.max()
+        if not (lo >= 0 and hi <= MAX_SHADING):  # also rejects NaN
+            raise InputError("shading", f"values in [0, {MAX_SHADING:g}]",
+                             f"values in [{lo:g}, {hi:g}]")  # fmt: skip
     return x0, y0, bw, bh
 
 
@@ -277,6 +294,7 @@ def paste(
     garment: torch.Tensor,
     grid: torch.Tensor,
     *,
+    shading: torch.Tensor | None = None,
     impl: Impl = "auto",
 ) -> torch.Tensor:
     """Paste the try-on into ``frame`` inside ``box``, sampling the garment at full resolution.
@@ -292,6 +310,8 @@ def paste(
         garment: (4, Hg, Wg) float32 RGBA in [0, 1], RGB premultiplied, any resolution.
         grid: (1, h, w, 2) float32 garment sampling positions (``grid_sample``'s normalized x,
             y, align_corners=False), e.g. the TPS warp grid.
+        shading: None, or (1, 1, h, w) float32 in [0, :data:`MAX_SHADING`]: a factor on the
+            sampled garment (the clothing's folds and shadows), upsampled like the masks.
         impl: ``"auto"`` (Triton on CUDA, OpenCV on CPU), ``"triton"``, ``"torch"`` or
             ``"opencv"`` (CPU only).
 
@@ -302,12 +322,12 @@ def paste(
         InputError: naming the argument, before the frame changes: wrong type, rank, shape,
             dtype, device, masks outside [0, 1], a box with ``bw`` or ``bh`` < 1, bad ``impl``.
     """
-    box = _check_paste_args(frame, box, rendered, cloth_mask, keep_mask, garment, grid)
+    box = _check_paste_args(frame, box, rendered, cloth_mask, keep_mask, garment, grid, shading)
     path = resolve_impl(impl, frame.device, has_opencv=True)
     vis = _visible(box, frame.shape[0], frame.shape[1])
     if vis is None:
         return frame
-    args = (frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid)
+    args = (frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid, shading)
     if path == "opencv":
         _paste_opencv(*args)
     elif path == "torch":
@@ -324,13 +344,17 @@ def _launch_config(vh: int, vw: int) -> tuple[int, int, int]:
     return block_h, block_w, (4 if block_h * block_w >= 256 else 2)
 
 
-def _paste_triton(frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid) -> None:
+def _paste_triton(frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid, shading):
     x0, y0, bw, bh = box
     fx0, fy0, fx1, fy1 = vis
     h, w = rendered.shape[2:]
     hg, wg = garment.shape[1:]
     block_h, block_w, num_warps = _launch_config(fy1 - fy0, fx1 - fx0)
     launch = (triton.cdiv(fx1 - fx0, block_w), triton.cdiv(fy1 - fy0, block_h))
+    if shading is None:  # one 1.0 read through zero strides
+        shade, shade_strides = torch.ones(1, device=frame.device), (0, 0)
+    else:
+        shade, shade_strides = shading, shading.stride()[2:]
     _paste_kernel[launch](
         frame, *frame.stride(),
         rendered, *rendered.stride()[1:],
@@ -338,6 +362,7 @@ def _paste_triton(frame, box, vis, rendered, cloth_mask, keep_mask, garment, gri
         keep_mask, *keep_mask.stride()[2:],
         grid, *grid.stride()[1:],
         garment, *garment.stride(),
+        shade, *shade_strides,
         x0, y0, fx0, fy0, fx1, fy1,
         w / bw, h / bh,
         h, w, hg, wg,
@@ -347,7 +372,7 @@ def _paste_triton(frame, box, vis, rendered, cloth_mask, keep_mask, garment, gri
     )  # fmt: skip
 
 
-def _paste_torch(frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid) -> None:
+def _paste_torch(frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid, shading):
     """``F.grid_sample`` over the visible box only: border padding for the model-size maps
     (clamp-to-edge bilinear, the same as ``F.interpolate``), zeros for the garment."""
     x0, y0, bw, bh = box
@@ -358,9 +383,12 @@ def _paste_torch(frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid
     ny = (2.0 * (torch.arange(fy0, fy1, device=dev, dtype=torch.float32) - y0) + 1.0) / bh - 1.0
     vh, vw = ny.numel(), nx.numel()
     base = torch.stack((nx.expand(vh, vw), ny[:, None].expand(vh, vw)), dim=-1)[None]
-    maps = torch.cat((rendered, cloth_mask, keep_mask, grid.permute(0, 3, 1, 2)), dim=1)
+    planes = [rendered, cloth_mask, keep_mask, grid.permute(0, 3, 1, 2)]
+    if shading is not None:
+        planes.append(shading)
+    maps = torch.cat(planes, dim=1)
     up = F.grid_sample(maps, base, mode="bilinear", padding_mode="border", align_corners=False)
-    up = up[0]  # (7, vh, vw): r, g, b, M_c, M_a, gx, gy
+    up = up[0]  # (7 or 8, vh, vw): r, g, b, M_c, M_a, gx, gy[, shading]
     cloth = F.grid_sample(
         garment[None, :3],
         up[5:7].permute(1, 2, 0)[None],
@@ -368,6 +396,8 @@ def _paste_torch(frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid
         padding_mode="zeros",
         align_corners=False,
     )[0]  # fmt: skip  (3, vh, vw)
+    if shading is not None:
+        cloth = cloth * up[7:8]
     cm, km = up[3:4], up[4:5]
     region = frame[fy0:fy1, fx0:fx1]  # (vh, vw, 3) view
     bg = region.permute(2, 0, 1).to(torch.float32) / 255.0  # (3, vh, vw)
@@ -442,7 +472,7 @@ def _interleave(planes: torch.Tensor, tag: str, scale: float = 1.0) -> np.ndarra
     return out
 
 
-def _paste_opencv(frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid) -> None:
+def _paste_opencv(frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid, shading):
     x0, y0, bw, bh = box
     fx0, fy0, fx1, fy1 = vis
     h, w = rendered.shape[2:]
@@ -496,6 +526,9 @@ def _paste_opencv(frame, box, vis, rendered, cloth_mask, keep_mask, garment, gri
     cv2.accumulateProduct(corner, fx3, bottom)  # row iy + 1
     bottom -= top
     cv2.accumulateProduct(bottom, fy3, top)  # 255 * cloth
+    if shading is not None:
+        sh3 = _interleave(shading[0, 0].expand(3, h, w), "sh")
+        top *= _upsample_visible(sh3, bh, bw, rows, cols, "up.sh")  # 255 * shaded cloth
 
     # 255 * masked = rd + M_c (255 cloth - rd); 255 * out = masked + M_a (frame - masked)
     top -= rd
@@ -520,6 +553,8 @@ def paste_ref(
     keep_mask: torch.Tensor,
     garment: torch.Tensor,
     grid: torch.Tensor,
+    *,
+    shading: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Plain float64 PyTorch reference of :func:`paste` (the module docstring's math with its
     own index arithmetic); returns a new frame and leaves ``frame`` alone. Not validated."""
@@ -568,6 +603,8 @@ def paste_ref(
             inside = (tx >= 0) & (tx < wg) & (ty >= 0) & (ty < hg)
             taps = tex[:, ty.clamp(0, hg - 1), tx.clamp(0, wg - 1)]  # (3, vh, vw)
             cloth += torch.where(inside, wx * wy, torch.zeros_like(wx)) * taps
+    if shading is not None:
+        cloth = cloth * resample(shading[0, 0])
 
     background = frame[r0:r1, c0:c1].permute(2, 0, 1).to(f64) / 255  # (3, vh, vw)
     masked = mc * cloth + (1 - mc) * rgb
@@ -586,11 +623,12 @@ def _paste_op(
     keep_mask: torch.Tensor,
     garment: torch.Tensor,
     grid: torch.Tensor,
+    shading: torch.Tensor | None = None,
     *,
     impl: str = "auto",
 ) -> None:
     # an op that mutates an input may not also return it: ``paste`` returns the frame
-    paste(frame, box, rendered, cloth_mask, keep_mask, garment, grid, impl=impl)
+    paste(frame, box, rendered, cloth_mask, keep_mask, garment, grid, shading=shading, impl=impl)
 
 
 @_paste_op.register_fake
@@ -602,6 +640,7 @@ def _(
     keep_mask: torch.Tensor,
     garment: torch.Tensor,
     grid: torch.Tensor,
+    shading: torch.Tensor | None = None,
     *,
     impl: str = "auto",
 ) -> None:

@@ -16,6 +16,10 @@ What replaces the frame (``mode``):
   the inputs carry no paste mask;
 - ``"region"``: the whole regenerated try-on region.
 
+The shading map of the inputs (``shading``: the low-passed luminance ratio of the clothing
+underneath, :func:`engine.inputs.tryon_region.clothing_shading`) multiplies the sampled garment,
+so the folds and shadows of the person's own clothes show through the new one.
+
 The mask is feathered at model size (Gaussian, ``feather`` model pixels) before the upsampling,
 so the edge is soft at any box size and costs nothing per frame pixel.
 """
@@ -80,6 +84,7 @@ class Paste:
             garment_rgba: (4, Hg, Wg) float32, premultiplied RGB and alpha.
         """
         cloth_mask = outputs["cloth_mask"]
+        shading = inputs.get("shading")  # the clothing's folds and shadows, on the new garment
         if self.mode == "region":
             mask = inputs["region"]
         else:
@@ -93,5 +98,5 @@ class Paste:
         target = torch.from_numpy(image)  # (H, W, 3) uint8 view, written in place
         paste(target, (box.x0, box.y0, box.width, box.height), outputs["rendered"],
               cloth_mask, self.keep_mask(mask), garment_rgba,
-              inputs["garment_grid"], impl=self.impl)  # fmt: skip
+              inputs["garment_grid"], shading=shading, impl=self.impl)  # fmt: skip
         return image

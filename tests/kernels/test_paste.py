@@ -252,3 +252,38 @@ def test_full_resolution_garment_is_sharper_than_upsampling_the_model_size_warp(
                        interpolation=cv2.INTER_LINEAR)  # fmt: skip
     today = np.clip(np.floor(today * 255 + 0.5), 0, 255).astype(np.uint8)
     assert _laplacian_variance(sharp) >= 2 * _laplacian_variance(today)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", ["inside-upsample", "past-left-top", "strided-channels-last"])
+def test_shading_matches_ref_and_darkens_the_garment(case, impl):
+    frame_hw, box, model_hw, garment_hw, layout = CASES[case]
+    frame, *rest = _inputs(frame_hw, model_hw, garment_hw, layout=layout)
+    h, w = model_hw
+    gen = torch.Generator().manual_seed(9)
+    shading = (torch.rand(1, 1, h, w, generator=gen) * 0.8 + 0.6).to(DEVICE)  # [0.6, 1.4]
+    if layout == "strided":
+        shading = torch.cat((shading, shading), dim=3)[..., ::2]
+    ref = paste_ref(frame, box, *rest, shading=shading)
+    out = paste(frame.clone(), box, *rest, shading=shading, impl=impl)
+    assert (out.cpu().int() - ref.cpu().int()).abs().max() <= 1
+    # a uniform 0.5 shading on an all-garment paste halves the garment (oracle by hand)
+    frame2 = torch.zeros(8, 8, 3, dtype=torch.uint8, device=DEVICE)
+    ones = torch.ones(1, 1, 2, 2, device=DEVICE)
+    garment = torch.ones(4, 4, 4, device=DEVICE)  # white, opaque
+    grid = torch.zeros(1, 2, 2, 2, device=DEVICE)  # the garment's centre everywhere
+    half = paste(frame2, (0, 0, 8, 8), torch.zeros(1, 3, 2, 2, device=DEVICE), ones, ones * 0,
+                 garment, grid, shading=ones * 0.5, impl=impl)  # fmt: skip
+    assert (half.cpu() == 128).all()  # floor(0.5 * 255 + 0.5)
+
+
+def test_bad_shading_is_named():
+    frame, *rest = _inputs((20, 30), (8, 6), (10, 10))
+    for bad in (
+        torch.ones(1, 1, 8, 5),
+        torch.full((1, 1, 8, 6), 9.0),
+        torch.ones(1, 1, 8, 6).double(),
+    ):
+        with pytest.raises(InputError) as info:
+            paste(frame, (0, 0, 10, 10), *rest, shading=bad.to(DEVICE))
+        assert info.value.argument == "shading"
