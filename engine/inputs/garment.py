@@ -365,6 +365,10 @@ EASE = 0.03
 """How far (in shoulder widths) the side seams and hem corners are pushed out past the measured
 torso edges, so the person's own clothes do not show along the garment's sides."""
 
+SLEEVE_ELBOW_MIN = 0.5
+"""Sleeves follow the arm only where the elbow is seen with at least this confidence: a
+half-hidden elbow whose confidence flickers around the detection threshold would otherwise
+switch the sleeve targets on and off from frame to frame (the sleeves flare and fold)."""
 SLEEVE_EASE = 1.15
 """A sleeve's width over the measured upper arm width."""
 
@@ -510,7 +514,7 @@ def fit_points(
         b_len = 1.35 * sw
     wrist_idx = (KEYPOINT_INDEX["right_wrist"], KEYPOINT_INDEX["left_wrist"])
     elbows = (bf.r_elbow[0].double().numpy(), bf.l_elbow[0].double().numpy())
-    has_elbow = (bf.conf_elbow[0] > 0).numpy()
+    has_elbow = (bf.conf_elbow[0] >= SLEEVE_ELBOW_MIN).numpy()
     for side, (v, s, a) in enumerate(((_VR, _SR, _AR), (_VL, _SL, _AL))):
         if not has_elbow[side] or not _has_sleeve(garment_points, side) or g_len < 1e-6:
             continue
