@@ -32,7 +32,7 @@ from engine.model.mixed_precision import MixedPrecisionGenerator
 from engine.model.mpdt_generator import INPUT_NAMES, OUTPUT_NAMES, MPDTGenerator, example_inputs
 from engine.packages import import_tensorrt
 
-__all__ = ["TorchRunner", "OnnxRuntimeRunner", "TensorRTRunner"]
+__all__ = ["TorchRunner", "OnnxRuntimeRunner", "TensorRTRunner", "execute", "open_engine"]
 
 
 def _check(inputs: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]]) -> None:
@@ -42,6 +42,24 @@ def _check(inputs: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, .
         x = inputs[name]
         if not isinstance(x, torch.Tensor) or tuple(x.shape) != shape or x.dtype != torch.float32:
             raise InputError(name, f"a float32 tensor of shape {shape}", x)
+
+
+def open_engine(trt, engine_bytes: bytes):
+    """``(engine, execution context)`` of a serialized TensorRT engine, or
+    :class:`BackendUnavailableError` saying which step failed."""
+    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(engine_bytes)
+    if engine is None:
+        raise BackendUnavailableError("tensorrt", "the engine does not deserialize here")
+    context = engine.create_execution_context()
+    if context is None:
+        raise BackendUnavailableError("tensorrt", "could not create an execution context")
+    return engine, context
+
+
+def execute(context) -> None:
+    """``execute_async_v3`` on the current torch stream, its result checked."""
+    if not context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
+        raise BackendUnavailableError("tensorrt", "execute_async_v3 reported a failure")
 
 
 class TorchRunner:
@@ -161,14 +179,7 @@ class TensorRTRunner:
         trt = import_tensorrt()
         if not torch.cuda.is_available():
             raise BackendUnavailableError("tensorrt", "no CUDA device")
-        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
-            engine_bytes
-        )
-        if self.engine is None:
-            raise BackendUnavailableError("tensorrt", "the engine does not deserialize here")
-        self.context = self.engine.create_execution_context()
-        if self.context is None:
-            raise BackendUnavailableError("tensorrt", "could not create an execution context")
+        self.engine, self.context = open_engine(trt, engine_bytes)
         self.buffers: dict[str, torch.Tensor] = {}
         self.input_shapes: dict[str, tuple[int, ...]] = {}
         self.output_names: list[str] = []
@@ -195,8 +206,7 @@ class TensorRTRunner:
         self.graph: torch.cuda.CUDAGraph | None = None
 
     def _execute(self) -> None:
-        if not self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
-            raise BackendUnavailableError("tensorrt", "execute_async_v3 reported a failure")
+        execute(self.context)
 
     def _capture(self) -> None:
         """Record one execution on a side stream into a CUDA graph (replayed by :meth:`run`)."""

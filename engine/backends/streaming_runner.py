@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from engine.backends.graph_cache import build_into_cache
+from engine.backends.runners import OnnxRuntimeRunner, TensorRTRunner, execute, open_engine
 from engine.backends.selection import BackendChoice
 from engine.errors import BackendUnavailableError, InputError
 from engine.model.mixed_precision import MixedPrecisionGenerator
@@ -266,8 +267,6 @@ class OnnxRuntimeStreamingRunner(_Window):
 
     def _block(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self._block_runner is None:
-            from engine.backends.runners import OnnxRuntimeRunner
-
             path = build_into_cache(
                 self.model, "standard", frames=self.frames, precision=self.precision,
                 cache_dir=self._cache_dir,
@@ -280,14 +279,7 @@ class _TensorRTGraph:
     """One deserialized engine with the caller's torch CUDA tensors bound by name."""
 
     def __init__(self, trt, engine_bytes: bytes, tensors: Mapping[str, torch.Tensor]) -> None:
-        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
-            engine_bytes
-        )
-        if self.engine is None:
-            raise BackendUnavailableError("tensorrt", "the engine does not deserialize here")
-        self.context = self.engine.create_execution_context()
-        if self.context is None:
-            raise BackendUnavailableError("tensorrt", "could not create an execution context")
+        self.engine, self.context = open_engine(trt, engine_bytes)
         self.bind(tensors)
 
     def bind(self, tensors: Mapping[str, torch.Tensor]) -> None:
@@ -299,8 +291,7 @@ class _TensorRTGraph:
                 raise BackendUnavailableError("tensorrt", f"set_tensor_address({name}) failed")
 
     def run(self) -> None:
-        if not self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
-            raise BackendUnavailableError("tensorrt", "execute_async_v3 reported a failure")
+        execute(self.context)
 
 
 class TensorRTStreamingRunner(_Window):
@@ -342,8 +333,6 @@ class TensorRTStreamingRunner(_Window):
 
     def _block(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self._block_runner is None:
-            from engine.backends.runners import TensorRTRunner
-
             engine = build_into_cache(
                 self.model, "tensorrt", frames=self.frames, precision=self.precision,
                 cache_dir=self._cache_dir,

@@ -58,7 +58,7 @@ import numpy as np
 
 from engine.errors import BackendUnavailableError, InputError, ModelLoadError
 from engine.keypoints import CONFIDENCE_MIN, KEYPOINT_INDEX, NUM_KEYPOINTS
-from engine.perception.frame_check import check_frame
+from engine.perception.frame_check import check_frame, check_timestamp
 from engine.perception.one_euro import DEFAULT_DT_S, OneEuroFilter
 from engine.perception.subject import SubjectChooser, subject_region
 
@@ -379,10 +379,7 @@ class PersonDetector:
         if timestamp_s is None:
             t = 0.0 if self._last_t is None else self._last_t + DEFAULT_DT_S
         else:
-            ok = isinstance(timestamp_s, (int, float, np.integer, np.floating))
-            if not ok or isinstance(timestamp_s, bool) or not math.isfinite(float(timestamp_s)):
-                raise InputError("timestamp_s", "None or a finite number of seconds", timestamp_s)
-            t = float(timestamp_s)
+            t = check_timestamp(timestamp_s)
         self._check_open()
         height, width = frame.shape[:2]
         if self._size != (height, width):

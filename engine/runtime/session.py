@@ -30,7 +30,6 @@ The session itself only checks arguments, holds the garment and the stages, and 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -45,7 +44,7 @@ from engine.errors import InputError, SessionBusyError
 from engine.inputs.garment_image import GARMENT_MAX_SIDE, GarmentImage, load_garment_image
 from engine.inputs.person_crop import PersonCrop
 from engine.model.weights import load_generator
-from engine.perception.frame_check import check_frame
+from engine.perception.frame_check import check_frame, check_timestamp
 from engine.perception.person_detector import PersonDetector
 from engine.runtime.frame_sources import FrameSource, SourceError, open_source
 from engine.runtime.paste import PASTE_MODES, Paste
@@ -87,22 +86,6 @@ def _check_cache_dir(cache_dir: object) -> Path | None:
         raise InputError("cache_dir", f"a directory that can be created ({exc.strerror})",
                          str(path)) from None  # fmt: skip
     return path
-
-
-def _check_timestamp(timestamp_s: object) -> float:
-    if timestamp_s is None:
-        return time.monotonic()
-    if isinstance(timestamp_s, bool) or not isinstance(timestamp_s, (int, float, np.number)):
-        raise InputError("timestamp_s", "None or a finite number of seconds", timestamp_s)
-    if not math.isfinite(float(timestamp_s)):
-        raise InputError("timestamp_s", "None or a finite number of seconds", timestamp_s)
-    return float(timestamp_s)
-
-
-def _check_number(name: str, value: object, low: float, high: float, unit: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise InputError(name, f"a number of {unit} in [{low:g}, {high:g}]", value)
-    return float(value)
 
 
 class TryOnSession:
@@ -164,7 +147,12 @@ class TryOnSession:
                              window)  # fmt: skip
         if mode not in MODES:
             raise InputError("mode", f"one of {', '.join(map(repr, MODES))}", mode)
-        feather = _check_number("feather", feather, 0, 10, "pixels")
+        if (
+            isinstance(feather, bool)
+            or not isinstance(feather, (int, float))
+            or not (0 <= feather <= 10)
+        ):
+            raise InputError("feather", "a number of pixels in [0, 10]", feather)
         if paste not in PASTE_MODES:
             raise InputError("paste", "'garment' or 'region'", paste)
         cache_dir = _check_cache_dir(cache_dir)
@@ -226,7 +214,7 @@ class TryOnSession:
         frame = check_frame(frame)
         if self._garment is None:
             raise InputError("garment", "set with set_garment() before process()", None)
-        stamp = _check_timestamp(timestamp_s)
+        stamp = time.monotonic() if timestamp_s is None else check_timestamp(timestamp_s)
         if not self._busy.acquire(blocking=False):
             raise SessionBusyError("process(): this session is busy with a stream or another "
                                    "process() call; use one session per stream")  # fmt: skip
