@@ -25,7 +25,9 @@ frame, every other pixel left untouched::
 Implementations: the Triton kernel (one 2-D launch over the visible box, fp32, every input read
 through its own strides), ``"torch"`` (``F.grid_sample`` over the visible box only), ``"opencv"``
 (``cv2.resize`` of the model-size maps, the garment gathered by nearest-neighbour ``cv2.remap``
-of its four bilinear taps with the exact fp32 fractions, one numpy blend). All compute in fp32;
+of its four bilinear taps with the exact fp32 fractions, one numpy blend; it computes only the
+part of the box whose keep-mask taps can be below 1, since elsewhere ``out = frame`` exactly,
+and keeps the garment's zero-padded texture from call to call). All compute in fp32;
 :func:`paste_ref` in fp64. Results differ from the reference by at most 1 uint8 level (fp32
 rounding moving a value across a rounding boundary).
 
@@ -282,6 +284,42 @@ def _visible(box: tuple[int, int, int, int], height: int, width: int):
     return fx0, fy0, fx1, fy1
 
 
+def _tap_span(lo: int, hi: int, n: int, size: int, origin: int, f0: int, f1: int):
+    """The frame pixels ``[a, b)`` of ``[f0, f1)`` (one axis) whose two bilinear taps can reach
+    model pixels ``lo..hi`` (of ``n``, upsampled to ``size`` pixels from ``origin``), or None.
+
+    A pixel at model coordinate ``s = (X - origin + 0.5) * n / size - 0.5`` (clamped to
+    ``[0, n - 1]``) reads rows ``floor(s)`` and ``floor(s) + 1``: it can see ``lo..hi`` only if
+    ``lo - 1 < s < hi + 1``; a margin of 0.01 model pixels covers how OpenCV rounds ``s``."""
+    s = (np.arange(f0, f1, dtype=np.float64) - origin + 0.5) * (n / size) - 0.5
+    s = np.clip(s, 0.0, n - 1.0)
+    hit = np.flatnonzero((s > lo - 1.01) & (s < hi + 1.01))
+    if hit.size == 0:
+        return None
+    return f0 + int(hit[0]), f0 + int(hit[-1]) + 1
+
+
+def _changing(box: tuple[int, int, int, int], vis: tuple[int, int, int, int], keep_mask):
+    """The part of the visible box ``vis`` where the paste can change the frame, or None.
+
+    Where every bilinear tap of the keep mask is 1, ``out = frame`` exactly (the blend's weight
+    on the frame is 1): those pixels are left alone rather than recomputed, which is also what
+    the reference gives. The bounds come from the model-size mask (a CPU tensor here): the rows
+    and columns holding a value below 1, widened to every frame pixel whose taps reach them."""
+    below = keep_mask[0, 0].detach().numpy() < 1.0  # (h, w)
+    rows, cols = np.flatnonzero(below.any(1)), np.flatnonzero(below.any(0))
+    if rows.size == 0:
+        return None
+    x0, y0, bw, bh = box
+    fx0, fy0, fx1, fy1 = vis
+    h, w = below.shape
+    ys = _tap_span(int(rows[0]), int(rows[-1]), h, bh, y0, fy0, fy1)
+    xs = _tap_span(int(cols[0]), int(cols[-1]), w, bw, x0, fx0, fx1)
+    if ys is None or xs is None:
+        return None
+    return xs[0], ys[0], xs[1], ys[1]
+
+
 # ----------------------------------------------------------------------------- public op
 
 
@@ -325,6 +363,8 @@ def paste(
     box = _check_paste_args(frame, box, rendered, cloth_mask, keep_mask, garment, grid, shading)
     path = resolve_impl(impl, frame.device, has_opencv=True)
     vis = _visible(box, frame.shape[0], frame.shape[1])
+    if vis is not None and path == "opencv":
+        vis = _changing(box, vis, keep_mask)
     if vis is None:
         return frame
     args = (frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid, shading)
@@ -417,6 +457,21 @@ class _Scratch(threading.local):
 
     def __init__(self) -> None:
         self.flat: dict[str, np.ndarray] = {}
+        self.texture: np.ndarray | None = None
+        self.texture_of: torch.Tensor | None = None
+        self.texture_version = -1
+
+    def padded_texture(self, garment: torch.Tensor) -> np.ndarray:
+        """(Hg + 3, Wg + 3, 3) float32: 255 * the garment's RGB at ``[1 : Hg + 1, 1 : Wg + 1]``,
+        zeros around it; rebuilt unless ``garment`` is the last call's tensor object, unchanged
+        since (its in-place version counter). The tensor is held, so its memory cannot be
+        reused by another garment while it is cached."""
+        if self.texture_of is not garment or self.texture_version != garment._version:
+            hg, wg = garment.shape[1:]
+            pad = np.zeros((hg + 3, wg + 3, 3), dtype=np.float32)
+            _interleave(garment[:3], "", 255.0, out=pad[1 : hg + 1, 1 : wg + 1])
+            self.texture, self.texture_of, self.texture_version = pad, garment, garment._version
+        return self.texture
 
     def array(self, tag: str, shape: tuple[int, ...]) -> np.ndarray:
         n = math.prod(shape)
@@ -459,10 +514,14 @@ def _upsample_visible(
     return out[rows]
 
 
-def _interleave(planes: torch.Tensor, tag: str, scale: float = 1.0) -> np.ndarray:
-    """(C, H, W) float32 tensor -> (H, W, C) scratch array (OpenCV's layout), times ``scale``."""
+def _interleave(
+    planes: torch.Tensor, tag: str, scale: float = 1.0, *, out: np.ndarray | None = None
+) -> np.ndarray:
+    """(C, H, W) float32 tensor -> (H, W, C) scratch array ``tag`` (OpenCV's layout), or into
+    ``out`` (an (H, W, C) float32 view) when given, times ``scale``."""
     c, h, w = planes.shape
-    out = _SCRATCH.array(tag, (h, w, c))
+    if out is None:
+        out = _SCRATCH.array(tag, (h, w, c))
     if c == 1:
         np.copyto(out[..., 0], planes[0].numpy())
     else:
@@ -498,26 +557,31 @@ def _paste_opencv(frame, box, vis, rendered, cloth_mask, keep_mask, garment, gri
     km3 = _upsample_visible(km3, bh, bw, rows, cols, "up.km")
     pxy = _upsample_visible(pxy, bh, bw, rows, cols, "up.pxy")  # (vh, vw, 2)
 
-    # garment: its four bilinear taps by nearest-neighbour remap at integer positions (zero
-    # outside), blended with the exact fp32 fractions; positions clamped so taps stay outside
-    tex = _interleave(garment[:3], "tex", 255.0)  # (Hg, Wg, 3), 255 * RGB
-    ix, iy, ix1, iy1 = (arr(t, (vh, vw)) for t in ("ix", "iy", "ix1", "iy1"))
+    # garment: its four bilinear taps by nearest-neighbour remap at integer positions, blended
+    # with the exact fp32 fractions. Positions are clamped to [-2, size] (taps there are all
+    # outside) and read from a texture padded with zeros (1 before, 2 after on each axis), so
+    # the tap at (ix + dx, iy + dy) is the tap at (ix, iy) of the padded texture's view shifted
+    # by (dx, dy): one int16 map serves all four remaps.
+    pad = _SCRATCH.padded_texture(garment)
     fx, fy = arr("fx", (vh, vw)), arr("fy", (vh, vw))
     np.clip(pxy[..., 0], -2.0, float(wg), out=fx)
     np.clip(pxy[..., 1], -2.0, float(hg), out=fy)
+    ix, iy = arr("ix", (vh, vw)), arr("iy", (vh, vw))
     np.floor(fx, out=ix)
     np.floor(fy, out=iy)
     fx -= ix
     fy -= iy
-    np.add(ix, 1.0, out=ix1)
-    np.add(iy, 1.0, out=iy1)
+    ix += 1.0  # padded texture coordinates
+    iy += 1.0
+    nearest, _ = cv2.convertMaps(ix, iy, cv2.CV_16SC2, nninterpolation=True)
     fx3, fy3 = arr("fx3", (vh, vw, 3)), arr("fy3", (vh, vw, 3))
     fx3 = cv2.merge([fx, fx, fx], dst=fx3)
     fy3 = cv2.merge([fy, fy, fy], dst=fy3)
     taps = {}
-    for tag, mx, my in (("t00", ix, iy), ("t01", ix1, iy), ("t10", ix, iy1), ("t11", ix1, iy1)):
-        taps[tag] = cv2.remap(tex, mx, my, cv2.INTER_NEAREST, dst=arr(tag, (vh, vw, 3)),
-                  borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0, 0.0, 0.0, 0.0))  # fmt: skip
+    for tag, dy, dx in (("t00", 0, 0), ("t01", 0, 1), ("t10", 1, 0), ("t11", 1, 1)):
+        view = pad[dy : dy + hg + 2, dx : dx + wg + 2]
+        taps[tag] = cv2.remap(view, nearest, None, cv2.INTER_NEAREST, dst=arr(tag, (vh, vw, 3)),
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0,) * 4)  # fmt: skip
     # lerps as ``a += (b - a) * f``, the multiply-add fused by cv2.accumulateProduct
     top, right, bottom, corner = taps["t00"], taps["t01"], taps["t10"], taps["t11"]
     right -= top
@@ -538,7 +602,8 @@ def _paste_opencv(frame, box, vis, rendered, cloth_mask, keep_mask, garment, gri
     cv2.accumulateProduct(out, km3, rd)  # 255 * out
     out = rd
     out += 0.5
-    np.clip(out, 0.0, 255.5, out=out)
+    cv2.threshold(out, 255.5, 0.0, cv2.THRESH_TRUNC, dst=out)  # min(out, 255.5)
+    cv2.threshold(out, 0.0, 0.0, cv2.THRESH_TOZERO, dst=out)  # max(out, 0); NaN-free inputs
     np.copyto(region, out, casting="unsafe")  # truncation of values >= 0: the floor
 
 

@@ -160,6 +160,59 @@ def test_opencv_resize_orders_all_match_the_full_resize(monkeypatch):
     assert (20, 14) in sizes and (6, 140) in sizes and (160, 8) in sizes
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(
+    "box, blob",
+    [
+        ((3, 2, 31, 25), (3, 5, 2, 4)),  # upsampled: a blob of keep < 1 inside the model grid
+        ((-6, -4, 31, 25), (0, 2, 0, 1)),  # at the model's top-left corner, box past the frame
+        ((3, 2, 31, 25), (8, 9, 5, 6)),  # at the bottom-right corner (clamped taps)
+        ((2, 3, 7, 5), (4, 5, 2, 3)),  # downsampled (box smaller than the model)
+    ],
+)
+def test_pixels_whose_keep_taps_are_all_one_stay_bit_identical(impl, box, blob):
+    # The OpenCV path only computes where the upsampled keep mask can be below 1: everywhere
+    # else the frame must stay exactly as it was (the reference gives frame there), and inside
+    # the reach of the blob the result must still match the reference.
+    frame, rendered, cm, km, garment, grid = _inputs((30, 36), (9, 6), (8, 7), seed=11)
+    r0, r1, c0, c1 = blob
+    km = torch.ones_like(km)
+    km[..., r0 : r1 + 1, c0 : c1 + 1] = 0.25
+    before = frame.clone()
+    ref = paste_ref(frame, box, rendered, cm, km, garment, grid)
+    paste(frame, box, rendered, cm, km, garment, grid, impl=impl)
+    assert (frame.cpu().int() - ref.cpu().int()).abs().max() <= 1
+    same = (ref.cpu() == before.cpu()).all(-1)
+    assert torch.equal(frame.cpu()[same], before.cpu()[same])
+    assert not same.all()  # the blob changed something
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_keep_everywhere_leaves_the_frame_alone(impl):
+    frame, rendered, cm, km, garment, grid = _inputs((20, 24), (6, 5), (8, 7), seed=12)
+    before = frame.clone()
+    paste(frame, (-3, 2, 22, 15), rendered, cm, torch.ones_like(km), garment, grid, impl=impl)
+    assert torch.equal(frame, before)
+
+
+def test_opencv_garment_changed_in_place_is_sampled_anew():
+    # The OpenCV path keeps the garment's padded texture between calls: an in-place change of
+    # the same tensor (or another tensor) must be seen.
+    frame, rendered, cm, km, garment, grid = _inputs((16, 18), (5, 6), (9, 8), seed=13)
+    cm = torch.ones_like(cm)
+    km = torch.zeros_like(km)
+    box = (1, 2, 14, 12)
+    for change in (None, "in-place", "new tensor"):
+        if change == "in-place":
+            garment[:3] = 1.0 - garment[:3]
+        elif change == "new tensor":
+            garment = garment.flip(2).contiguous()
+        out = frame.clone()
+        paste(out, box, rendered, cm, km, garment, grid, impl="opencv")
+        ref = paste_ref(frame, box, rendered, cm, km, garment, grid)
+        assert (out.int() - ref.int()).abs().max() <= 1, change
+
+
 def test_auto_is_opencv_on_cpu_and_agrees():
     frame, *rest = _inputs((16, 16), (5, 5), (6, 6), seed=2)
     a, b = frame.clone(), frame.clone()
