@@ -22,6 +22,11 @@ so the folds and shadows of the person's own clothes show through the new one.
 
 The mask is feathered at model size (Gaussian, ``feather`` model pixels) before the upsampling,
 so the edge is soft at any box size and costs nothing per frame pixel.
+
+Where: on the device of the generator's outputs. The model-size maps move there (a few hundred KB;
+nothing moves on the CPU), the frame goes up once and the result comes down once
+(:class:`engine.runtime.frame_transfer.FrameTransfer`); the garment's texture is moved once per
+garment and device.
 """
 
 from __future__ import annotations
@@ -32,12 +37,15 @@ import numpy as np
 import torch
 
 from engine.inputs.person_crop import CropBox
+from engine.runtime.frame_transfer import FrameTransfer
 from kernels.gaussian_blur import gaussian_blur
 from kernels.paste import paste
 
 __all__ = ["PASTE_MODES", "Paste"]
 
 PASTE_MODES = ("garment", "region")
+_READ = ("cloth", "paste_mask", "shading", "region", "garment_grid")
+"""The inputs the paste reads (moved to its device; nothing moves on the CPU)."""
 
 
 class Paste:
@@ -56,6 +64,18 @@ class Paste:
         self.mode = mode
         self.feather = float(feather)
         self.impl = impl
+        self._transfers: dict[torch.device, FrameTransfer] = {}
+        self._texture: tuple[torch.Tensor, torch.Tensor] | None = None  # (host, on device)
+
+    def _on(self, garment_rgba: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """The garment's texture on ``device``, moved once per garment and device."""
+        if garment_rgba.device == device:
+            return garment_rgba
+        cached = self._texture
+        if cached is None or cached[0] is not garment_rgba or cached[1].device != device:
+            cached = (garment_rgba, garment_rgba.to(device))
+            self._texture = cached
+        return cached[1]
 
     def keep_mask(self, paste_mask: torch.Tensor) -> torch.Tensor:
         """``1 - feathered(paste_mask)``: (1, 1, h, w) float32 in [0, 1], 1 = keep the frame."""
@@ -78,11 +98,14 @@ class Paste:
         Args:
             frame: (H, W, 3) uint8 RGB, the frame as filmed (left unchanged).
             box: the crop box (frame pixels, may extend past the frame).
-            outputs: the generator's ``rendered`` (1, 3, h, w) and ``cloth_mask`` (1, 1, h, w).
+            outputs: the generator's ``rendered`` (1, 3, h, w) and ``cloth_mask`` (1, 1, h, w),
+                float32 on the device the paste runs on.
             inputs: this frame's generator inputs and extras: ``garment_grid`` (1, h, w, 2),
                 ``region`` (1, 1, h, w) and, when present, ``paste_mask`` (1, 1, h, w).
             garment_rgba: (4, Hg, Wg) float32, premultiplied RGB and alpha.
         """
+        device = outputs["rendered"].device
+        inputs = {k: inputs[k].to(device, non_blocking=True) for k in _READ if k in inputs}
         cloth_mask = outputs["cloth_mask"]
         shading = inputs.get("shading")  # the clothing's folds and shadows, on the new garment
         if self.mode == "region":
@@ -94,9 +117,11 @@ class Paste:
             # Wherever the warp put garment, show the garment's own texture (sharp), not the
             # generator's blurrier rendered person: the generator's mask can only add cloth.
             cloth_mask = torch.maximum(cloth_mask, inputs["cloth"][:, 3:4])
-        image = frame.copy()
-        target = torch.from_numpy(image)  # (H, W, 3) uint8 view, written in place
+        transfer = self._transfers.get(device)
+        if transfer is None:
+            transfer = self._transfers[device] = FrameTransfer(device)
+        target = transfer.upload(frame)  # (H, W, 3) uint8 on the device, written in place
         paste(target, (box.x0, box.y0, box.width, box.height), outputs["rendered"],
-              cloth_mask, self.keep_mask(mask), garment_rgba,
+              cloth_mask, self.keep_mask(mask), self._on(garment_rgba, device),
               inputs["garment_grid"], shading=shading, impl=self.impl)  # fmt: skip
-        return image
+        return transfer.download(target)

@@ -180,7 +180,8 @@ class BuildInputs:
 class Generate:
     """The generator over a stream: :meth:`step` (latency) or :meth:`blocks` (throughput).
 
-    Outputs are copied out of the window's reused buffers to the host.
+    Outputs are copied out of the window's reused buffers; they stay on its device, where the
+    paste runs.
 
     Args:
         window: the generator serving the stream.
@@ -201,7 +202,7 @@ class Generate:
         t0 = time.perf_counter()
         with torch_threads(self.threads):
             out = self.window.step(work.inputs)
-        kept = {k: out[k].to("cpu", copy=True) for k in PASTED}  # the next step reuses them
+        kept = {k: out[k].clone() for k in PASTED}  # on the device; the next step reuses out
         return work, kept, (time.perf_counter() - t0) * 1e3
 
     def blocks(self, items: list[FrameWork]) -> list[tuple[FrameWork, dict | None, float]]:
@@ -219,8 +220,7 @@ class Generate:
                 out = self.window.block(batch)
             ms = (time.perf_counter() - t0) * 1e3 / len(chunk)
             for i, p in enumerate(chunk):
-                outputs[id(p)] = ({k: out[k][i : i + 1].to("cpu", copy=True) for k in PASTED},
-                                  ms)  # fmt: skip
+                outputs[id(p)] = ({k: out[k][i : i + 1].clone() for k in PASTED}, ms)
         return [(p, *outputs.get(id(p), (None, 0.0))) for p in items]
 
 
