@@ -13,5 +13,9 @@
 - :mod:`export.tensorrt_plugins`: ``tryon::patch_attention`` and ``tryon::composite`` as
   TensorRT quickly deployable plugins with ahead-of-time Triton kernels (PTX, launch maths);
 - :mod:`export.tensorrt_engine`: TensorRT engine builder and engine cache (TensorRT is imported
-  lazily; it is optional).
+  lazily; it is optional);
+- :mod:`export.triton_repository`: an NVIDIA Triton Inference Server model repository of the
+  streaming graphs with a batch dimension (``tryon export --triton-repository DIR``): the encoder
+  with dynamic batching, the window as a stateful model (sequence batcher, implicit state), an
+  ensemble of the two, and ``tensorrt_plan`` variants for plans built from them.
 """

@@ -10,8 +10,11 @@ Verbs:
     tryon train --config lite --steps N --out DIR   train a generator on synthetic clips
     tryon eval --model demo [--json]                score a generator on held-out clips
     tryon serve [--host H] [--port P] [--token T] [--max-sessions N]   try-on in the browser
+                [--cluster [ADDRESS] [--workers N] [--streams-per-worker S] [--reopen]]
+                                   ... with the peers' streams on Ray stream workers
     tryon export --model demo --format onnx|tensorrt --out DIR [--frames T] [--size HxW]
                  [--precision fp32|fp16]   standard + plugins graphs (and the TensorRT engine)
+                 [--triton-repository DIR [--triton-max-batch B]]   + a Triton model repository
 
 Each verb is a function ``_cmd_<verb>(args) -> int`` returning the process exit code: 0, 1 for
 an engine error (one line "error: ..."), 130 when stopped by Ctrl-C.
@@ -159,7 +162,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from engine.errors import BackendUnavailableError, InputError
     from engine.model.weights import load_generator
     from engine.packages import import_tensorrt
-    from export.onnx_export import FP16_MAX_REL_ERROR, FP32_MAX_REL_ERROR, OPSET, export_graphs
+    from export.onnx_export import (
+        FP16_MAX_REL_ERROR,
+        FP32_MAX_REL_ERROR,
+        OPSET,
+        export_graphs,
+        with_size,
+    )
 
     size = None
     if args.size is not None:  # every argument is checked before any work
@@ -167,6 +176,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if match is None:
             raise InputError("--size", "HEIGHTxWIDTH in pixels, e.g. 256x192", args.size)
         size = (int(match[1]), int(match[2]))
+    triton = getattr(args, "triton_repository", None)
+    max_batch = 8 if args.triton_max_batch is None else args.triton_max_batch
+    if triton is not None:
+        if Path(triton).exists() and not Path(triton).is_dir():
+            raise InputError("--triton-repository", "a directory (or a path to create one at)",
+                             triton)  # fmt: skip
+        if max_batch < 1:
+            raise InputError("--triton-max-batch", "an int >= 1", max_batch)
+    elif args.triton_max_batch is not None:
+        raise InputError("--triton-max-batch", "to be used with --triton-repository",
+                         args.triton_max_batch)  # fmt: skip
     if args.format == "tensorrt":
         import torch
 
@@ -200,6 +220,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
         engine = load_or_build_engine(report.plugins.path, out, precision=report.precision)
         print(f"TensorRT engine in {out} ({len(engine) / 2**20:.1f} MiB; cached by ONNX bytes, "
               "TensorRT version, GPU, precision, profile and plugin sources)")  # fmt: skip
+    if triton is not None:
+        from export.triton_repository import TRTEXEC_FILE, write_triton_repository
+
+        sized = with_size(model, *size) if size is not None else model
+        repo = write_triton_repository(triton, sized, frames=report.frames,
+                                       precision=report.precision,
+                                       max_batch=max_batch)  # fmt: skip
+        print(f"Triton model repository in {repo.directory} (max_batch_size {max_batch}): "
+              + ", ".join(repo.models))  # fmt: skip
+        for name, error in repo.parity.items():
+            print(f"  {name}/1/model.onnx: onnxruntime vs PyTorch float32 at batch 2, max rel "
+                  f"{error:.2e}; a TensorRT plan of it: {name}/{TRTEXEC_FILE}")  # fmt: skip
     return 0
 
 
@@ -303,6 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
                         help="fp16: strongly typed fp16 graphs, fp32 where numerics need "
                         "it")  # fmt: skip
+    export.add_argument("--triton-repository", default=None, metavar="DIR",
+                        help="also write an NVIDIA Triton Inference Server model repository of "
+                        "the streaming graphs here: tryon_encoder (dynamic batching), "
+                        "tryon_window (sequence batcher, implicit state), tryon_stream "
+                        "(ensemble)")  # fmt: skip
+    export.add_argument("--triton-max-batch", type=int, default=None, metavar="B",
+                        help="with --triton-repository: max_batch_size, streams per batch "
+                        "(default 8)")  # fmt: skip
     export.set_defaults(run=_cmd_export)
     from engine.serve.cli import add_serve_parser, run_serve  # argparse only; aiohttp on run
 

@@ -15,10 +15,20 @@ started) and stays there. When every live worker is at ``capacity`` the stream i
 Failure: a call that fails with Ray's actor errors (``RayActorError`` / ``ActorDiedError`` /
 ``ActorUnavailableError``) or gets no reply within ``timeout_s`` marks that worker dead (a
 worker that timed out is also killed, so it cannot serve half its streams). The router never
-routes to it again; each of its streams ends: its pending and later calls raise
-:class:`~engine.cluster.errors.StreamLostError` naming the worker. Streams are not reopened
-elsewhere (their window and crop smoothing lived on the dead worker): the caller opens a new
-stream with the same garment if it wants to go on. Other workers' streams are unaffected.
+routes to it again, and ``health()["dead"]`` names it with the reason. Other workers' streams
+are unaffected. What happens to the dead worker's streams is chosen per stream, when it is
+opened:
+
+- ``open_stream(garment)`` (``reopen=False``, the default): the stream ends. Its pending and
+  later calls raise :class:`~engine.cluster.errors.StreamLostError` naming the worker; the
+  caller may open a new stream with the same garment.
+- ``open_stream(garment, reopen=True)``: the stream is reopened on the least-loaded live worker
+  with a free slot, with its garment, and the frames that were in flight are sent again there;
+  the same handle goes on (its ``worker`` is the new one, ``moves`` records the move, result
+  indices go on counting). Its window and crop smoothing lived on the dead worker, so they
+  start over: the first frames after the move are generated without past frames, as at the
+  start of a stream. When no live worker has a free slot the stream ends as above
+  (``StreamLostError``, saying so).
 """
 
 from __future__ import annotations
@@ -77,6 +87,7 @@ class StreamRouter:
         self._workers = {name: _Worker(name, actor, capacity) for name, actor in workers}
         self._lock = threading.Lock()
         self._ids = itertools.count()
+        self._reopened = 0
 
     @classmethod
     def start(
@@ -138,15 +149,35 @@ class StreamRouter:
                 self._ray.kill(worker.actor)
 
     # ------------------------------------------------------------------ streams
-    def open_stream(self, garment: str | Path | np.ndarray | GarmentImage) -> StreamHandle:
+    def open_stream(
+        self, garment: str | Path | np.ndarray | GarmentImage, *, reopen: bool = False
+    ) -> StreamHandle:
         """A new stream with this garment on the least-loaded live worker.
 
+        Args:
+            garment: a path, an (H, W, 3|4) uint8 RGB(A) array or a loaded GarmentImage.
+            reopen: when the stream's worker is lost, reopen the stream on another live worker
+                (True; its window restarts there) or end it (False; see the module docstring).
+
         Raises:
-            InputError: not a garment image.
+            InputError: not a garment image, or ``reopen`` is not a bool.
             ClusterBusyError: every live worker is at capacity (or none is alive).
         """
+        if not isinstance(reopen, bool):
+            raise InputError("reopen", "True or False", reopen)
         if not isinstance(garment, GarmentImage):
             garment = load_garment_image(garment)
+        with self._lock:
+            stream_id = f"s{next(self._ids)}"
+        worker = self._place(stream_id, garment, 0)
+        return StreamHandle(self, worker, stream_id, garment, reopen=reopen)
+
+    def _place(self, stream_id: str, garment: GarmentImage, start_index: int) -> _Worker:
+        """Open ``stream_id`` on the least-loaded live worker with a free slot; that worker.
+
+        Raises:
+            ClusterBusyError: no live worker has a free slot.
+        """
         while True:
             with self._lock:
                 live = [w for w in self._workers.values() if w.alive]
@@ -156,17 +187,21 @@ class StreamRouter:
                                            f"of {len(self._workers)}); close a stream or add "
                                            "workers")  # fmt: skip
                 worker = min(free, key=lambda w: len(w.streams))
-                stream_id = f"s{next(self._ids)}"
                 worker.streams.add(stream_id)  # reserved while the worker opens it
             try:
-                self._get(worker, worker.actor.open.remote(stream_id, garment), stream_id)
+                call = worker.actor.open.remote(stream_id, garment, start_index)
+                self._get(worker, call, stream_id)
             except StreamLostError:
                 continue  # that worker is dead now: try the next one
             except BaseException:
                 with self._lock:
                     worker.streams.discard(stream_id)
                 raise
-            return StreamHandle(self, worker, stream_id)
+            return worker
+
+    def _moved(self) -> None:
+        with self._lock:
+            self._reopened += 1
 
     def _closed(self, worker: _Worker, stream_id: str) -> None:
         with self._lock:
@@ -174,8 +209,9 @@ class StreamRouter:
 
     def health(self, *, ping: bool = True) -> dict:
         """``workers``, ``alive``, ``streams`` per live worker (ids), ``dead`` (name ->
-        reason) and ``capacity`` (free slots left). ``ping``: ask every live worker first (a
-        worker that does not answer is marked dead)."""
+        reason), ``free`` (slots left on live workers), ``capacity`` (streams per worker) and
+        ``reopened`` (streams moved off a lost worker so far). ``ping``: ask every live
+        worker first (a worker that does not answer within ``timeout_s`` is marked dead)."""
         if ping:
             for worker in [w for w in self._workers.values() if w.alive]:
                 with contextlib.suppress(StreamLostError):
@@ -188,6 +224,8 @@ class StreamRouter:
                 "streams": {w.name: sorted(w.streams) for w in live},
                 "dead": {w.name: w.reason for w in self._workers.values() if not w.alive},
                 "free": sum(w.capacity - len(w.streams) for w in live),
+                "capacity": {w.name: w.capacity for w in self._workers.values()},
+                "reopened": self._reopened,
             }
 
     def shutdown(self) -> None:
@@ -198,50 +236,116 @@ class StreamRouter:
 
 class StreamHandle:
     """One open stream: :meth:`send` (one frame, its result), or :meth:`submit` then
-    :meth:`collect` (results in submission order), and :meth:`close`."""
+    :meth:`collect` (results in submission order), :meth:`set_garment` and :meth:`close`.
+    Used from one thread at a time.
 
-    def __init__(self, router: StreamRouter, worker: _Worker, stream_id: str) -> None:
+    Attributes:
+        stream_id: the stream's id (kept when it is reopened elsewhere).
+        worker: the name of the worker serving it now.
+        garment: its garment (what a reopened stream is opened with).
+        reopen: whether a lost worker reopens it elsewhere (see the module docstring).
+        moves: one ``{"lost": worker, "to": worker, "reason": ..., "next_index": k}`` per
+            reopening, oldest first.
+    """
+
+    def __init__(
+        self,
+        router: StreamRouter,
+        worker: _Worker,
+        stream_id: str,
+        garment: GarmentImage,
+        *,
+        reopen: bool = False,
+    ) -> None:
         self._router = router
         self._worker = worker
         self.stream_id = stream_id
         self.worker = worker.name
+        self.garment = garment
+        self.reopen = reopen
+        self.moves: list[dict] = []
         self._seq = 0
-        self._pending: collections.deque = collections.deque()
+        self._pending: collections.deque = collections.deque()  # (ref, frame, timestamp_s)
+        self._next_index = 0  # the index the next result gets (where a reopened stream goes on)
+        self._ended: tuple[str, str] | None = None  # (worker, reason) once the stream has ended
         self.closed = False
+
+    def _raise_ended(self) -> None:
+        worker, reason = self._ended
+        raise StreamLostError(worker, self.stream_id, reason)
+
+    def _lost(self) -> None:
+        """The worker is dead: reopen the stream elsewhere (``reopen``), resending the frames in
+        flight, or end it. Raises StreamLostError when the stream ends."""
+        lost = self._worker
+        self._router._closed(lost, self.stream_id)
+        frames = [(frame, stamp) for _, frame, stamp in self._pending]
+        self._pending.clear()
+        if not self.reopen:
+            self._ended = (lost.name, lost.reason)
+            self._raise_ended()
+        try:
+            worker = self._router._place(self.stream_id, self.garment, self._next_index)
+        except ClusterBusyError:
+            self._ended = (lost.name, f"{lost.reason}, and no live worker had a free slot to "
+                           "reopen the stream on")  # fmt: skip
+            self._raise_ended()
+        self._router._moved()
+        self.moves.append({"lost": lost.name, "to": worker.name, "reason": lost.reason,
+                           "next_index": self._next_index})  # fmt: skip
+        self._worker, self.worker, self._seq = worker, worker.name, 0
+        for frame, stamp in frames:
+            self._send(frame, stamp)
 
     def _check_live(self) -> None:
         if self.closed:
             raise InputError("stream", "an open stream (this one is closed)", self.stream_id)
+        if self._ended is not None:
+            self._raise_ended()
         if not self._worker.alive:
-            raise StreamLostError(self.worker, self.stream_id, self._worker.reason)
+            self._lost()
 
-    def submit(self, frame: np.ndarray, timestamp_s: float | None = None) -> None:
-        """Send a frame without waiting; :meth:`collect` returns the results in order."""
-        self._check_live()
-        frame = check_frame(frame)
+    def _send(self, frame: np.ndarray, timestamp_s: float | None) -> None:
         ref = self._worker.actor.send.remote(self.stream_id, self._seq, frame, timestamp_s)
         self._seq += 1
-        self._pending.append(ref)
+        self._pending.append((ref, frame, timestamp_s))
 
-    def collect(self) -> TryOnResult:
-        """The oldest submitted frame's result (waits at most the router's ``timeout_s``).
+    def submit(self, frame: np.ndarray, timestamp_s: float | None = None) -> None:
+        """Send a frame without waiting; :meth:`collect` returns the results in order.
 
         Raises:
-            StreamLostError: the worker died; the stream has ended.
+            InputError: a bad frame, or the stream is closed.
+            StreamLostError: the stream has ended (its worker was lost).
+        """
+        frame = check_frame(frame)
+        self._check_live()
+        self._send(frame, timestamp_s)
+
+    def collect(self) -> TryOnResult:
+        """The oldest submitted frame's result (each wait at most the router's ``timeout_s``).
+
+        Raises:
+            StreamLostError: the worker died and the stream has ended (not reopened).
             InputError: nothing was submitted.
         """
+        if self.closed:
+            raise InputError("stream", "an open stream (this one is closed)", self.stream_id)
         if not self._pending:
             raise InputError("collect", "a submitted frame to collect", None)
-        if not self._worker.alive:
-            self._pending.clear()
-            raise StreamLostError(self.worker, self.stream_id, self._worker.reason)
-        ref = self._pending.popleft()
-        try:
-            return self._router._get(self._worker, ref, self.stream_id)
-        except StreamLostError:
-            self._pending.clear()
-            self._router._closed(self._worker, self.stream_id)
-            raise
+        self._check_live()
+        while True:
+            ref = self._pending[0][0]
+            try:
+                result = self._router._get(self._worker, ref, self.stream_id)
+            except StreamLostError:
+                self._lost()  # raises, or the frames in flight are on a live worker now
+                continue
+            except BaseException:
+                self._pending.popleft()
+                raise
+            self._pending.popleft()
+            self._next_index = result.index + 1
+            return result
 
     def send(self, frame: np.ndarray, timestamp_s: float | None = None) -> TryOnResult:
         """One frame's result (frames already submitted are collected first, in order)."""
@@ -250,13 +354,31 @@ class StreamHandle:
             self.collect()
         return self.collect()
 
+    def set_garment(self, garment: str | Path | np.ndarray | GarmentImage) -> None:
+        """Use this garment from the next frame on (the window restarts, so it shows at once).
+
+        Raises:
+            InputError: not a garment image, or the stream is closed.
+            StreamLostError: the stream has ended (its worker was lost).
+        """
+        if not isinstance(garment, GarmentImage):
+            garment = load_garment_image(garment)
+        self._check_live()
+        self.garment = garment  # what a reopened stream starts with
+        try:
+            self._router._get(self._worker,
+                              self._worker.actor.set_garment.remote(self.stream_id, garment),
+                              self.stream_id)  # fmt: skip
+        except StreamLostError:
+            self._lost()  # reopened with the new garment, or raises
+
     def close(self) -> None:
         """End the stream and free its slot (pending results are dropped)."""
         if self.closed:
             return
         self.closed = True
         self._pending.clear()
-        if self._worker.alive:
+        if self._worker.alive and self._ended is None:
             with contextlib.suppress(StreamLostError):
                 self._router._get(self._worker, self._worker.actor.close.remote(self.stream_id))
         self._router._closed(self._worker, self.stream_id)

@@ -105,24 +105,44 @@ class StreamWorkerCore:
         self.batches: list[int] = []  # batch size of every generator call (newest last)
 
     # ------------------------------------------------------------------ streams
-    def open(self, stream_id: str, garment: GarmentImage) -> str:
+    def open(self, stream_id: str, garment: GarmentImage, start_index: int = 0) -> str:
         """Start serving ``stream_id`` with this garment; returns the worker's name.
+
+        ``start_index``: the index of the stream's first frame here (a stream reopened after
+        its worker was lost goes on counting where it stopped; its window starts over).
 
         Raises:
             ClusterBusyError: ``capacity`` streams are already open here.
-            InputError: the id is already open, or ``garment`` is not a GarmentImage.
+            InputError: the id is already open, ``garment`` is not a GarmentImage, or a bad
+                ``start_index``.
         """
         if stream_id in self.streams:
             raise InputError("stream_id", "an id not already open on this worker", stream_id)
         if not isinstance(garment, GarmentImage):
             raise InputError("garment", "a GarmentImage (engine.inputs.garment_image)", garment)
+        if isinstance(start_index, bool) or not isinstance(start_index, int) or start_index < 0:
+            raise InputError("start_index", "an int >= 0", start_index)
         if len(self.streams) >= self.capacity:
             raise ClusterBusyError(f"worker {self.name!r} already serves {self.capacity} streams")
         window = self.generator.new_window()
         tracker = self._tracker_factory()
-        self.streams[stream_id] = _Stream(garment, tracker, window, Paste(*self._paste),
-                                          self._model_size)  # fmt: skip
+        stream = _Stream(garment, tracker, window, Paste(*self._paste), self._model_size)
+        stream.frames = start_index
+        self.streams[stream_id] = stream
         return self.name
+
+    def set_garment(self, stream_id: str, garment: GarmentImage) -> None:
+        """Use this garment for the stream's next frames; its window restarts there (as
+        :meth:`engine.runtime.session.TryOnSession.set_garment` does), so it shows at once.
+
+        Raises:
+            InputError: not a stream open here, or ``garment`` is not a GarmentImage.
+        """
+        stream = self._stream(stream_id)
+        if not isinstance(garment, GarmentImage):
+            raise InputError("garment", "a GarmentImage (engine.inputs.garment_image)", garment)
+        stream.garment = garment
+        stream.build.lost = True
 
     def close(self, stream_id: str) -> bool:
         """Stop serving a stream (False if it was not open)."""
@@ -225,8 +245,8 @@ class AsyncStreamWorker(StreamWorkerCore):
     def ping(self) -> str:
         return self.name
 
-    def open(self, stream_id: str, garment: GarmentImage) -> str:
-        name = super().open(stream_id, garment)
+    def open(self, stream_id: str, garment: GarmentImage, start_index: int = 0) -> str:
+        name = super().open(stream_id, garment, start_index)
         self._pending[stream_id] = {}
         self._next[stream_id] = 0
         return name
@@ -291,7 +311,9 @@ def import_ray():
         import ray
     except ImportError as exc:
         raise BackendUnavailableError(
-            "ray", "not installed (pip install 'tryon-engine[cluster]')"
+            "ray",
+            "not installed: pip install 'tryon-engine[cluster]' (from a source checkout: "
+            'pip install -e ".[cluster]")',
         ) from exc
     return ray
 

@@ -6,14 +6,23 @@ Routes::
     GET  /static/...    its script and style
     POST /offer         {"sdp", "type": "offer", "garment": id?} -> {"sdp", "type": "answer"}
     POST /garment       an image body (PNG or JPEG, <= 10 MB) -> {"id"}
-    GET  /health        {"status", "backend", "model", "sessions", "max_sessions"}
+    GET  /health        {"status", "backend", "model", "sessions", "max_sessions"[, "cluster"]}
 
 Each peer gets its own :class:`~engine.runtime.session.TryOnSession` (made by
 ``session_factory`` in a worker thread), a one-thread executor and a
 :class:`~engine.serve.track.TryOnTrack`; a data channel (any label) carries per-frame timings
 to the peer and takes ``{"garment": id}`` to switch garments live. A peer whose connection
 closes or fails, whose camera track ends, or that does not connect within
-``connect_timeout_s``, is closed and its session freed.
+``connect_timeout_s``, is closed and its session freed. A session error that ends the stream
+(anything but a bad frame) is sent on the data channel as ``{"type": "error", "error": ...}``
+and the peer is closed a moment later.
+
+Cluster mode (``router=``, ``tryon serve --cluster``): each peer's session is instead a stream
+on the router's Ray workers (:class:`~engine.serve.cluster.ClusterSession`), opened with the
+peer's garment; when every live worker is full the offer gets 503 ``{"error": "busy",
+"reason"}``; a lost worker ends that peer's stream with the error message above (or, with
+``reopen``, moves it to another worker); ``/health`` adds ``"cluster"``, the router's view:
+workers alive and dead (with the reason), stream ids per live worker, free slots.
 
 Security: with a ``token``, every request must carry it (header ``X-Tryon-Token``,
 ``Authorization: Bearer``, ``?token=`` or the cookie the page gets) or gets 401. Without one
@@ -40,9 +49,12 @@ import numpy as np
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from engine.cluster.errors import ClusterBusyError
+from engine.cluster.router import StreamRouter
 from engine.errors import InputError, TryOnError
 from engine.runtime.session import TryOnSession
 from engine.sample_media import read_sample_garment
+from engine.serve.cluster import ClusterSession
 from engine.serve.track import TryOnTrack
 from engine.serve.upload import MAX_UPLOAD_BYTES, decode_garment
 
@@ -59,6 +71,8 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 TOKEN_HEADER = "X-Tryon-Token"
 TOKEN_COOKIE = "tryon_token"
 STATE = web.AppKey("tryon_state", "ServeState")
+CLOSE_AFTER_ERROR_S = 1.0
+"""How long a peer whose stream ended stays connected, so the error message reaches it."""
 
 
 def _error(status: int, message: str, **extra) -> web.Response:
@@ -80,8 +94,11 @@ class Peer:
 class ServeState:
     """What the application holds: peers, garments, settings."""
 
-    def __init__(self, session_factory, *, model, backend, token, max_sessions, connect_timeout_s):
+    def __init__(self, session_factory, *, model, backend, token, max_sessions, connect_timeout_s,
+                 router=None, reopen=False):  # fmt: skip
         self.session_factory = session_factory
+        self.router: StreamRouter | None = router
+        self.reopen = reopen
         self.model = model
         self.backend = backend
         self.token = token
@@ -90,6 +107,7 @@ class ServeState:
         self.peers: dict[str, Peer] = {}
         self.garments: OrderedDict[str, np.ndarray] = OrderedDict()
         self.closed_peers = 0
+        self.ended_streams = 0  # peers whose session ended with an error
 
     @property
     def sessions(self) -> int:
@@ -169,6 +187,12 @@ async def _health(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = {"status": "ok", "backend": state.backend, "model": state.model,
             "sessions": state.sessions, "max_sessions": state.max_sessions}  # fmt: skip
+    if state.router is not None:  # the router's own bookkeeping: no call to a worker
+        cluster = state.router.health(ping=False)
+        body["cluster"] = cluster
+        body["ended_streams"] = state.ended_streams
+        if cluster["alive"] == 0:
+            body["status"] = "no live worker"
     return web.json_response(body)
 
 
@@ -211,12 +235,18 @@ async def _offer(request: web.Request) -> web.Response:
     except InputError as exc:
         return _error(400, str(exc))
     if state.sessions >= state.max_sessions:
+        if state.router is not None:
+            reason = f"every stream slot of the cluster is in use ({state.max_sessions})"
+            return _error(503, "busy", reason=reason, max_sessions=state.max_sessions)
         return _error(503, "busy", max_sessions=state.max_sessions)
     peer_id = uuid.uuid4().hex
     peer = Peer(RTCPeerConnection(RTCConfiguration(iceServers=[])))
     state.peers[peer_id] = peer  # the slot is taken before anything is awaited
     try:
         return await _answer(request.app, state, peer_id, peer, offer, garment)
+    except ClusterBusyError as exc:
+        await state.close_peer(peer_id)
+        return _error(503, "busy", reason=str(exc), max_sessions=state.max_sessions)
     except InputError as exc:
         await state.close_peer(peer_id)
         return _error(400, str(exc))
@@ -238,6 +268,15 @@ async def _answer(app, state: ServeState, peer_id: str, peer: Peer,
         if peer.channel is not None and peer.channel.readyState == "open":
             with contextlib.suppress(Exception):
                 peer.channel.send(json.dumps({"type": "frame", **info}))
+
+    def on_end(error: TryOnError) -> None:
+        state.ended_streams += 1
+        log.warning("peer %s: stream ended: %s", peer_id[:8], error)
+        if peer.channel is not None and peer.channel.readyState == "open":
+            with contextlib.suppress(Exception):
+                peer.channel.send(json.dumps({"type": "error", "error": str(error)}))
+        loop.call_later(CLOSE_AFTER_ERROR_S,
+                        lambda: asyncio.ensure_future(state.close_peer(peer_id)))  # fmt: skip
 
     @pc.on("track")
     def on_track(track) -> None:
@@ -264,13 +303,20 @@ async def _answer(app, state: ServeState, peer_id: str, peer: Peer,
         raise InputError("sdp", "a well-formed SDP offer", f"{type(exc).__name__}: {exc}") from None
     if not sources:
         raise InputError("sdp", "an offer with a video track (the camera)", "no video track")
-    peer.session = await loop.run_in_executor(peer.executor, state.session_factory)
+    if state.router is not None:  # a stream on the cluster, opened with the garment
+        peer.session = await loop.run_in_executor(peer.executor, ClusterSession.open,
+                                                  state.router, state.garments[garment],
+                                                  state.reopen)  # fmt: skip
+    else:
+        peer.session = await loop.run_in_executor(peer.executor, state.session_factory)
     if peer.closing:
         raise InputError("peer", "still connected", "closed while its session was made")
-    await loop.run_in_executor(peer.executor, peer.session.set_garment, state.garments[garment])
+    if state.router is None:
+        await loop.run_in_executor(peer.executor, peer.session.set_garment,
+                                   state.garments[garment])  # fmt: skip
     if isinstance(state.backend, str) and state.backend == "auto":
         state.backend = peer.session.backend
-    peer.track = TryOnTrack(sources[0], peer.session, peer.executor, on_frame)
+    peer.track = TryOnTrack(sources[0], peer.session, peer.executor, on_frame, on_end)
     pc.addTrack(peer.track)
     await pc.setLocalDescription(await pc.createAnswer())
 
@@ -292,7 +338,7 @@ async def _on_message(state: ServeState, peer: Peer, channel, message) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(peer.executor, peer.session.set_garment, state.garments[key])
         reply = {"type": "garment", "id": key, "ok": True}
-    except (InputError, ValueError, AttributeError) as exc:
+    except (TryOnError, ValueError, AttributeError) as exc:  # a lost worker says so too
         reply = {"type": "garment", "ok": False, "error": str(exc)}
     if channel.readyState == "open":
         channel.send(json.dumps(reply))
@@ -307,17 +353,23 @@ def create_app(
     token: str | None = None,
     max_sessions: int = 2,
     connect_timeout_s: float = 30.0,
+    router: StreamRouter | None = None,
+    reopen: bool = False,
 ) -> web.Application:
     """The server's application.
 
     Args:
         session_factory: makes one peer's session (called in a worker thread); default
-            ``TryOnSession(model, backend=backend)``.
+            ``TryOnSession(model, backend=backend)``. Not used with ``router``.
         model, backend: what the default factory uses, and what ``/health`` reports (the
-            resolved backend once a session exists).
+            resolved backend once a session exists; ``"cluster"`` with ``router``).
         token: required on every request when set (see the module docstring).
         max_sessions: peers served at once; the next offer gets 503 ``{"error": "busy"}``.
         connect_timeout_s: a peer not connected this long after its answer is closed.
+        router: serve every peer as a stream on these cluster workers (see the module
+            docstring); the router refuses streams past its capacity (503 busy as well).
+        reopen: with ``router``, a peer whose worker is lost goes on on another live worker
+            (its window restarts) instead of ending.
 
     Raises:
         InputError: a bad argument.
@@ -326,10 +378,17 @@ def create_app(
         raise InputError("max_sessions", "an int >= 1", max_sessions)
     if token is not None and (not isinstance(token, str) or len(token) < 8):
         raise InputError("token", "None or a string of at least 8 characters", "(hidden)")
-    if session_factory is None:
+    if router is not None and not isinstance(router, StreamRouter):
+        raise InputError("router", "None or an engine.cluster.router.StreamRouter", router)
+    if not isinstance(reopen, bool):
+        raise InputError("reopen", "True or False", reopen)
+    if router is not None:
+        backend = "cluster"
+    elif session_factory is None:
         session_factory = lambda: TryOnSession(model, backend=backend)  # noqa: E731
     state = ServeState(session_factory, model=str(model), backend=backend, token=token,
-                       max_sessions=max_sessions, connect_timeout_s=connect_timeout_s)  # fmt: skip
+                       max_sessions=max_sessions, connect_timeout_s=connect_timeout_s,
+                       router=router, reopen=reopen)  # fmt: skip
     state.add_garment(read_sample_garment(), SAMPLE_GARMENT)
     app = web.Application(middlewares=[_guard], client_max_size=MAX_UPLOAD_BYTES + 1)
     app[STATE] = state

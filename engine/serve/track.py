@@ -6,6 +6,10 @@ through :meth:`TryOnSession.process` in the peer's own worker thread. Frames tha
 the session is busy replace the one waiting and are counted in :attr:`TryOnTrack.dropped`, so a
 slow generator lowers the output frame rate but never builds a queue: a frame's latency stays
 one processing time (plus the network).
+
+A bad frame goes back unchanged (counted in :attr:`TryOnTrack.bad`). Any other engine error
+(:class:`~engine.errors.TryOnError`: a cluster worker lost, ...) ends the track: it is kept in
+:attr:`TryOnTrack.error`, ``on_end(error)`` is called, and the output track ends.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from engine.errors import InputError
+from engine.errors import InputError, TryOnError
 from engine.runtime.session import TryOnSession
 
 __all__ = ["TryOnTrack"]
@@ -31,11 +35,14 @@ class TryOnTrack(MediaStreamTrack):
 
     Args:
         source: the peer's incoming video track.
-        session: this peer's session (garment set); only ``executor`` calls it.
+        session: this peer's session (garment set): a TryOnSession, or anything with its
+            ``process(frame, timestamp_s)`` (a :class:`engine.serve.cluster.ClusterSession`);
+            only ``executor`` calls it.
         executor: a one-thread executor of this peer (its calls never overlap).
         on_frame: called on the event loop after each output with a dict of timings:
             ``n``, ``server_ms`` (arrival to output), ``process_ms``, ``received``,
             ``dropped``, ``person``.
+        on_end: called on the event loop with the error that ended the track.
     """
 
     kind = "video"
@@ -46,6 +53,7 @@ class TryOnTrack(MediaStreamTrack):
         session: TryOnSession,
         executor: Executor,
         on_frame: Callable[[dict], None] | None = None,
+        on_end: Callable[[TryOnError], None] | None = None,
     ) -> None:
         super().__init__()
         self.session = session
@@ -53,6 +61,8 @@ class TryOnTrack(MediaStreamTrack):
         self.dropped = 0
         self.processed = 0
         self.bad = 0
+        self.error: TryOnError | None = None
+        self._on_end = on_end
         self._source = source
         self._executor = executor
         self._on_frame = on_frame
@@ -92,7 +102,7 @@ class TryOnTrack(MediaStreamTrack):
 
     async def recv(self) -> av.VideoFrame:
         while self._latest is None:
-            if self._source_ended or self.readyState != "live":
+            if self._source_ended or self.readyState != "live" or self.error is not None:
                 raise MediaStreamError
             self._fresh.clear()
             await self._fresh.wait()
@@ -100,7 +110,13 @@ class TryOnTrack(MediaStreamTrack):
         self._latest = None
         start = time.monotonic()
         loop = asyncio.get_running_loop()
-        out, person = await loop.run_in_executor(self._executor, self._process, frame)
+        try:
+            out, person = await loop.run_in_executor(self._executor, self._process, frame)
+        except TryOnError as exc:  # the session cannot go on: end this track, say why
+            self.error = exc
+            if self._on_end is not None:
+                self._on_end(exc)
+            raise MediaStreamError(str(exc)) from exc
         self.processed += 1
         if self._on_frame is not None:
             now = time.monotonic()

@@ -77,6 +77,9 @@
       state.frames = message.n;
     } else if (message.type === "garment") {
       status(message.ok ? `garment: ${message.id}` : `garment refused: ${message.error}`);
+    } else if (message.type === "error") { // the server ended this stream (a worker lost, ...)
+      stop();
+      status(`stream ended: ${message.error} (Start opens a new one)`);
     }
   }
 

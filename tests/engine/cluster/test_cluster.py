@@ -18,7 +18,7 @@ ray = pytest.importorskip("ray", reason="ray not installed: pip install 'tryon-e
 
 from engine.cluster.errors import ClusterBusyError, StreamLostError  # noqa: E402
 from engine.cluster.router import StreamRouter  # noqa: E402
-from engine.errors import TryOnError  # noqa: E402
+from engine.errors import InputError, TryOnError  # noqa: E402
 from engine.runtime.session import TryOnSession  # noqa: E402
 from engine.sample_media import ASSETS_DIR, GARMENT_NAME  # noqa: E402
 from tests.runtime_fixtures import ScriptedTracker, tiny_model_file  # noqa: E402
@@ -135,5 +135,44 @@ def test_a_killed_worker_ends_its_streams_and_the_others_go_on(cluster, tiny):
             router.open_stream(garment)
         next(h for h in handles if h.worker == "worker-1").close()
         assert router.open_stream(garment).worker == "worker-1"
+    finally:
+        router.shutdown()
+
+
+def test_reopen_moves_a_lost_stream_to_a_live_worker_and_it_goes_on(cluster, tiny):
+    garment, recoloured = _garments()
+    router = _router(tiny, capacity=2)
+    try:
+        handles = [router.open_stream(garment, reopen=True) for _ in range(3)]
+        assert [h.worker for h in handles] == ["worker-0", "worker-1", "worker-0"]
+        moved, survivor, stranded = handles
+        frames = _frames(2, 5)
+        for h in handles:
+            assert h.send(frames[0], 0.0).index == 0
+        moved.submit(frames[1], 1 / 30)  # in flight when its worker dies
+        ray.kill(router._workers["worker-0"].actor)
+        got = [moved.collect()] + [moved.send(f, k / 30) for k, f in enumerate(frames[2:], 2)]
+        assert moved.worker == "worker-1" and [r.index for r in got] == [1, 2, 3, 4]
+        assert [(m["lost"], m["to"], m["next_index"]) for m in moved.moves] == [
+            ("worker-0", "worker-1", 1)
+        ]
+        fresh = _local(tiny, garment, frames[1:])  # its window starts over at frame 1
+        for r, want in zip(got, fresh, strict=True):
+            assert r.person_found and np.abs(r.image.astype(int) - want.astype(int)).max() <= 1
+        assert survivor.send(frames[1], 1 / 30).index == 1  # the other worker's stream goes on
+        survivor.set_garment(recoloured)
+        swapped = survivor.send(frames[2], 2 / 30).image
+        want = _local(tiny, recoloured, frames[2:3])[0]
+        assert np.abs(swapped.astype(int) - want.astype(int)).max() <= 1
+        with pytest.raises(StreamLostError, match="no live worker had a free slot"):
+            stranded.send(frames[1], 1 / 30)  # worker-1 is full now: this one ends
+        with pytest.raises(StreamLostError, match="worker-0"):
+            stranded.send(frames[2], 2 / 30)
+        health = router.health()
+        assert health["alive"] == 1 and "worker-0" in health["dead"]
+        assert health["streams"] == {"worker-1": sorted([moved.stream_id, survivor.stream_id])}
+        assert health["reopened"] == 1 and health["free"] == 0
+        with pytest.raises(InputError, match="reopen"):
+            router.open_stream(garment, reopen="yes")
     finally:
         router.shutdown()
