@@ -1,12 +1,15 @@
 """Both ONNX graphs from one trace: the *standard* graph and the *plugins* graph.
 
-The generator, while exported, calls its plain references
-:func:`kernels.patch_attention.patch_attention_ref` and :func:`kernels.composite.composite_ref`.
+A module being exported (the whole generator, or the streaming graphs' window of
+:mod:`export.streaming_graphs`) calls the plain references
+:func:`kernels.patch_attention.patch_attention_ref` and :func:`kernels.composite.composite_ref`
+(the generator's ``impl="reference"``).
 onnx-simplifier must see the graph before any custom node goes in (it cannot infer shapes or fold
 constants past an op it does not know), so:
 
-1. **trace with boundary markers** (:func:`trace_marked`): :class:`MarkedGenerator` runs the
-   model under a per-thread profile hook (``sys.setprofile``; nothing in the model or in any
+1. **trace with boundary markers** (:func:`trace_marked`): :class:`MarkedModule` (any module
+   with named inputs and outputs; :class:`MarkedGenerator` for the whole generator) runs the
+   module under a per-thread profile hook (``sys.setprofile``; nothing in the model or in any
    module is replaced) that records each call of the two references: its tensor arguments and
    its result. These tensors are returned as extra outputs, so the traced graph names them;
 2. **simplify** that standard-ops-only graph (the markers are graph outputs: onnx-simplifier keeps
@@ -35,7 +38,7 @@ from __future__ import annotations
 import copy
 import io
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +56,7 @@ from kernels.patch_attention import patch_attention_ref
 
 __all__ = [
     "Call",
+    "MarkedModule",
     "MarkedGenerator",
     "trace_marked",
     "strip_markers",
@@ -124,24 +128,62 @@ class _Recorder:
             self.previous(frame, event, arg)
 
 
-class MarkedGenerator(nn.Module):
-    """Runs ``generator`` and returns its three outputs followed by every distinct tensor at a
-    boundary of a recorded reference call (the markers); :attr:`calls` then holds the calls of
-    the last run, with marker indices in place of tensors."""
+class MarkedModule(nn.Module):
+    """Runs ``module`` and returns its outputs followed by every distinct tensor at a boundary of
+    a recorded reference call (the markers); :attr:`calls` then holds the calls of the last run,
+    with marker indices in place of tensors.
 
-    def __init__(self, generator: nn.Module) -> None:
+    Args:
+        module: called as ``module(*inputs, **call_kwargs)``, inputs in ``input_names`` order; it
+            must reach the references (e.g. ``impl="reference"``) so they can be recorded. Its
+            result is a mapping with the keys ``output_names``, a tuple / list in that order, or
+            one tensor (one name).
+        input_names, output_names: the graph's input and output names, in order.
+        call_kwargs: keyword arguments of every call.
+
+    Raises:
+        ExportError: (at :meth:`forward`) the result does not match ``output_names``.
+    """
+
+    _child = "module"  # the wrapped module's attribute: the prefix of the traced node names
+
+    def __init__(
+        self,
+        module: nn.Module,
+        input_names: Sequence[str],
+        output_names: Sequence[str],
+        **call_kwargs: Any,
+    ) -> None:
         super().__init__()
-        self.generator = generator
+        if not input_names or not output_names:
+            raise ExportError("a marked module needs at least one input and one output name")
+        self.add_module(self._child, module)
+        self.input_names = tuple(input_names)
+        self.output_names = tuple(output_names)
+        self.call_kwargs = call_kwargs
         self.calls: list[Call] = []
+
+    def _outputs(self, out: Any) -> tuple[torch.Tensor, ...]:
+        names = self.output_names
+        if isinstance(out, Mapping):
+            if set(out) != set(names):
+                raise ExportError(f"the module returned {sorted(out)}, expected {list(names)}")
+            return tuple(out[name] for name in names)
+        values = (out,) if isinstance(out, torch.Tensor) else tuple(out)
+        if len(values) != len(names):
+            raise ExportError(f"the module returned {len(values)} outputs, expected "
+                              f"{len(names)} ({', '.join(names)})")  # fmt: skip
+        return values
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         previous = sys.getprofile()
         recorder = _Recorder(previous)
         sys.setprofile(recorder)
         try:
-            out = self.generator(*inputs, impl="reference")  # standard ops, traceable
+            out = getattr(self, self._child)(*inputs, **self.call_kwargs)
         finally:
             sys.setprofile(previous)
+        outputs = self._outputs(out)
         markers: list[torch.Tensor] = []
 
         def index(t: torch.Tensor) -> int:
@@ -155,29 +197,53 @@ class MarkedGenerator(nn.Module):
             call.inputs = {role: index(t) for role, t in call.inputs.items()}
             call.output = index(call.output)
         self.calls = recorder.calls
-        return (*(out[name] for name in OUTPUT_NAMES), *markers)
+        return (*outputs, *markers)
+
+
+class MarkedGenerator(MarkedModule):
+    """:class:`MarkedModule` of the whole generator: inputs :data:`INPUT_NAMES`, outputs
+    :data:`OUTPUT_NAMES`, called with ``impl="reference"`` (standard ops, traceable); the model
+    is its ``generator``."""
+
+    _child = "generator"
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__(generator, INPUT_NAMES, OUTPUT_NAMES, impl="reference")
 
 
 def trace_marked(
-    generator: nn.Module, inputs: dict[str, torch.Tensor], *, opset: int
+    module: nn.Module, inputs: Mapping[str, torch.Tensor], *, opset: int
 ) -> tuple[onnx.ModelProto, list[Call]]:
-    """Trace ``generator`` (TorchScript exporter, static shapes) with its boundary markers as
-    extra graph outputs; returns the graph and the calls with tensor names."""
-    marked = MarkedGenerator(generator).eval()
+    """Trace ``module`` (TorchScript exporter, static shapes) with its boundary markers as extra
+    graph outputs; returns the graph and the calls with tensor names.
+
+    ``module``: a :class:`MarkedModule` (its input and output names name the graph's), or the
+    whole generator (wrapped in :class:`MarkedGenerator`). ``inputs``: name -> example tensor
+    for every input name. Strip the markers with :func:`strip_markers` or replace their calls
+    with :func:`insert_plugins`, passing the same output names.
+
+    Raises:
+        ExportError: an input is missing, or the markers do not match the recorded calls.
+    """
+    marked = module if isinstance(module, MarkedModule) else MarkedGenerator(module)
+    missing = [name for name in marked.input_names if name not in inputs]
+    if missing:
+        raise ExportError(f"no example tensor for the inputs {missing}")
+    marked = marked.eval()
     buffer = io.BytesIO()
     with torch.no_grad():
         torch.onnx.export(
             marked,
-            tuple(inputs[name] for name in INPUT_NAMES),
+            tuple(inputs[name] for name in marked.input_names),
             buffer,
-            input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
+            input_names=list(marked.input_names),
+            output_names=list(marked.output_names),
             opset_version=opset,
             do_constant_folding=True,
             dynamo=False,
         )
     proto = onnx.load_from_string(buffer.getvalue())
-    names = [o.name for o in proto.graph.output[len(OUTPUT_NAMES) :]]
+    names = [o.name for o in proto.graph.output[len(marked.output_names) :]]
     if len(names) != 1 + max((i for c in marked.calls for i in (c.output, *c.inputs.values())),
                              default=-1):  # fmt: skip
         raise ExportError(f"the trace has {len(names)} marker outputs for {len(marked.calls)} "
@@ -186,6 +252,14 @@ def trace_marked(
         call.inputs = {role: names[i] for role, i in call.inputs.items()}
         call.output = names[call.output]
     return proto, marked.calls
+
+
+def _marker_start(graph: onnx.GraphProto, output_names: Sequence[str]) -> int:
+    """Index of the first marker output: the graph's outputs must start with ``output_names``."""
+    got = [o.name for o in graph.output[: len(output_names)]]
+    if got != list(output_names):
+        raise ExportError(f"the graph's outputs start with {got}, expected {list(output_names)}")
+    return len(output_names)
 
 
 def _prune(graph: onnx.GraphProto) -> None:
@@ -241,10 +315,13 @@ def _resolve_identities(graph: onnx.GraphProto, name: str) -> str:
     return name
 
 
-def strip_markers(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """The standard graph: ``proto`` without its marker outputs and what only they needed."""
+def strip_markers(
+    proto: onnx.ModelProto, output_names: Sequence[str] = OUTPUT_NAMES
+) -> onnx.ModelProto:
+    """The standard graph: ``proto`` (outputs ``output_names``, then the markers) without its
+    marker outputs and what only they needed."""
     model = copy.deepcopy(proto)
-    del model.graph.output[len(OUTPUT_NAMES) :]
+    del model.graph.output[_marker_start(model.graph, output_names) :]
     _prune(model.graph)
     return model
 
@@ -272,16 +349,20 @@ def _cast(
     return name
 
 
-def insert_plugins(proto: onnx.ModelProto, calls: list[Call]) -> onnx.ModelProto:
-    """The plugins graph: ``proto`` (simplified, with markers) with every recorded call computed
-    by ``tryon`` plugin nodes (see module docstring), markers removed.
+def insert_plugins(
+    proto: onnx.ModelProto, calls: list[Call], output_names: Sequence[str] = OUTPUT_NAMES
+) -> onnx.ModelProto:
+    """The plugins graph: ``proto`` (simplified; outputs ``output_names``, then the markers) with
+    every recorded call computed by ``tryon`` plugin nodes (see module docstring), markers
+    removed.
 
     Raises:
-        ExportError: a plugin node ended up unused (its call boundary was not where the graph
-            reads the result).
+        ExportError: the outputs do not start with ``output_names``, or a plugin node ended up
+            unused (its call boundary was not where the graph reads the result).
     """
     model = copy.deepcopy(proto)
     graph = model.graph
+    start = _marker_start(graph, output_names)
     nodes: list[onnx.NodeProto] = []
     infos: dict[str, onnx.ValueInfoProto] = {}
     consts: dict[str, onnx.TensorProto] = {}
@@ -329,7 +410,7 @@ def insert_plugins(proto: onnx.ModelProto, calls: list[Call]) -> onnx.ModelProto
         infos[out] = _value_info(out, call.dtypes["output"], call.shapes["output"])
     graph.node.extend(nodes)
     graph.initializer.extend(consts.values())
-    del graph.output[len(OUTPUT_NAMES) :]
+    del graph.output[start:]
     _toposort(graph)
     _prune(graph)
     known = {v.name for v in graph.value_info}
@@ -412,7 +493,8 @@ def evaluate_plugins_graph(
         known[name] = np.zeros(shape, dtype=helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
     names = [o.name for o in graph.output]
     for lvl in levels:
-        values = constants | dict(zip(names, session.run(names, feeds | known), strict=True))
+        values = constants | feeds | dict(zip(names, session.run(names, feeds | known),
+                                              strict=True))  # fmt: skip
         for node in plugins:
             if depth[node.output[0]] == lvl:
                 known[node.output[0]] = _run_plugin(node, [values[i] for i in node.input])

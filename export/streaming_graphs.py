@@ -19,6 +19,16 @@ So the generator is exported twice more, with the same checks as the standard gr
   (1, 1, H, W).
 
 Both are exported in fp32 or fp16 (``precision``), inputs and outputs float32 either way.
+
+With ``plugins=True`` (what TensorRT builds), each graph whose module calls the kernels'
+references also gets a *plugins graph* ``<name>.plugins.onnx`` (:func:`plugins_file`): the same
+inputs and outputs, the patch attention heads and the composite as ``tryon`` plugin nodes
+(:mod:`export.plugin_graph`: traced with call markers, simplified, nodes spliced in), checked like
+the standard graphs (``onnx.checker``, TensorRT audit with the ``tryon`` domain allowed, parity
+vs PyTorch on CPU through :func:`export.plugin_graph.evaluate_plugins_graph`, same limits). Only
+the window calls them (2 attentions per MPDT block, one node per head, and the composite), so
+only ``window.plugins.onnx`` is written: the encoder is convolutions only, and TensorRT builds
+``encoder.onnx`` as it is.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from engine.model.mixed_precision import MixedPrecisionGenerator
 from engine.model.mpdt_generator import FEATURE_NAMES, OUTPUT_NAMES, MPDTGenerator, example_inputs
 from export.onnx_export import FP16_MAX_REL_ERROR, OPSET, simplify_graph, validate_graph
 from export.onnx_export import FP32_MAX_REL_ERROR as MAX_REL_ERROR
+from export.plugin_graph import MarkedModule, evaluate_plugins_graph, insert_plugins, trace_marked
 
 __all__ = [
     "FrameEncoder",
@@ -44,6 +55,7 @@ __all__ = [
     "RING_NAMES",
     "NEWEST_NAMES",
     "export_streaming_graphs",
+    "plugins_file",
 ]
 
 RING_NAMES = ("cloth_features", "pose_features", "background_features", "omega")
@@ -123,34 +135,80 @@ def _export(module: nn.Module, inputs: dict, outputs: tuple[str, ...], path: Pat
     onnx.save(proto, str(path))
 
 
+def plugins_file(name: str) -> str:
+    """The file name of graph ``name``'s plugins graph: ``"window"`` -> ``window.plugins.onnx``."""
+    return f"{name}.plugins.onnx"
+
+
+def _export_plugins(
+    marked: MarkedModule, inputs: dict, outputs: tuple[str, ...], path: Path
+) -> None:
+    """Trace with the call markers, simplify, splice in the plugin nodes, check, save."""
+    try:
+        proto, calls = trace_marked(marked, inputs, opset=OPSET)
+        proto = insert_plugins(simplify_graph(proto), calls, outputs)
+        validate_graph(proto, plugins=True)
+    except ExportError as exc:
+        raise ExportError(f"{path.name}: {exc}") from exc
+    onnx.save(proto, str(path))
+
+
+def _worst(expected: tuple[torch.Tensor, ...], got: list[np.ndarray]) -> float:
+    """The worst relative error over the outputs; NaN when any is not finite."""
+    errors = []
+    for value, ref in zip(got, expected, strict=True):
+        ref = ref.numpy()
+        diff = float(np.abs(value.astype(np.float64) - ref).max())
+        errors.append(diff / max(float(np.abs(ref).max()), 1e-12))
+    return float(np.max(errors))  # propagates NaN (Python's max would drop it)
+
+
 def _parity(module: nn.Module, inputs: dict, outputs: tuple[str, ...], path: Path) -> float:
     import onnxruntime as ort
 
     with torch.no_grad():
         expected = module(*inputs.values())
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(list(outputs), {k: v.numpy() for k, v in inputs.items()})
-    worst = 0.0
-    for value, ref in zip(got, expected, strict=True):
-        ref = ref.numpy()
-        diff = float(np.abs(value.astype(np.float64) - ref).max())
-        worst = max(worst, diff / max(float(np.abs(ref).max()), 1e-12))
-    return worst
+    return _worst(expected, session.run(list(outputs), {k: v.numpy() for k, v in inputs.items()}))
+
+
+def _plugins_parity(module: nn.Module, inputs: dict, path: Path) -> float:
+    with torch.no_grad():
+        expected = module(*inputs.values())
+    got = evaluate_plugins_graph(onnx.load(str(path)), {k: v.numpy() for k, v in inputs.items()})
+    return _worst(expected, got)
+
+
+def _reference_calls(marked: MarkedModule, inputs: dict) -> int:
+    """How many reference calls one eager run of ``marked`` records."""
+    with torch.no_grad():
+        marked(*(inputs[name] for name in marked.input_names))
+    return len(marked.calls)
 
 
 def export_streaming_graphs(
-    model: MPDTGenerator, out_dir: str | Path, *, frames: int, precision: str = "fp32"
+    model: MPDTGenerator,
+    out_dir: str | Path,
+    *,
+    frames: int,
+    precision: str = "fp32",
+    plugins: bool = False,
 ) -> dict[str, float]:
     """Write ``encoder.onnx`` and ``window.onnx`` (T = ``frames``) to ``out_dir``, checked and
-    verified; returns each graph's worst relative error vs PyTorch float32.
+    verified; returns each graph's worst relative error vs PyTorch float32, keyed by file stem.
 
     ``precision="fp16"`` traces the mixed-precision copy of the model
     (:mod:`engine.model.mixed_precision`: fp16 convolutions, the MPDT blocks and every
     calibrated hot spot in fp32); inputs and outputs stay float32, and parity is checked
     against :data:`export.onnx_export.FP16_MAX_REL_ERROR`.
 
+    ``plugins=True`` also writes the plugins graph of every graph that calls a kernel reference
+    (module docstring): ``window.plugins.onnx`` (key ``"window.plugins"``); the encoder calls
+    none, so there is no ``encoder.plugins.onnx``.
+
     Raises:
-        InputError: ``frames`` < 1, ``model`` is not a generator, or a bad ``precision``.
+        InputError: ``frames`` < 1, ``model`` is not a generator, a bad ``precision`` or
+            ``plugins``.
         ExportError: simplifier, checker, TensorRT audit or parity failed.
     """
     if not isinstance(model, MPDTGenerator):
@@ -159,6 +217,8 @@ def export_streaming_graphs(
         raise InputError("frames", "an int >= 1", frames)
     if precision not in ("fp32", "fp16"):
         raise InputError("precision", "'fp32' or 'fp16'", precision)
+    if not isinstance(plugins, bool):
+        raise InputError("plugins", "True or False", plugins)
     model = model.eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -176,10 +236,23 @@ def export_streaming_graphs(
         _export(module, inputs, outputs, path)
         reference = module if precision == "fp32" else _float32_twin(name, model)
         errors[name] = _parity(reference, inputs, outputs, path)
-        if errors[name] >= limit:
-            raise ExportError(f"{name}.onnx differs from PyTorch: max relative error "
-                              f"{errors[name]:.2e} >= {limit:.0e}")  # fmt: skip
+        _check_limit(path.name, errors[name], limit)
+        if not plugins:
+            continue
+        marked = MarkedModule(module, tuple(inputs), outputs)
+        if _reference_calls(marked, inputs) == 0:
+            continue  # standard ops only: TensorRT builds this graph as it is
+        path = out_dir / plugins_file(name)
+        _export_plugins(marked, inputs, outputs, path)
+        errors[f"{name}.plugins"] = _plugins_parity(reference, inputs, path)
+        _check_limit(path.name, errors[f"{name}.plugins"], limit)
     return errors
+
+
+def _check_limit(file: str, error: float, limit: float) -> None:
+    if not error < limit:  # NaN fails too
+        raise ExportError(f"{file} differs from PyTorch: max relative error {error:.2e} >= "
+                          f"{limit:.0e}")  # fmt: skip
 
 
 def _float32_twin(name: str, model: MPDTGenerator) -> nn.Module:

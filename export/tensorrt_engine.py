@@ -16,11 +16,18 @@ Plugins: a graph with ``tryon``-domain nodes (the plugins graph of :mod:`export.
 needs the ``tryon::patch_attention`` and ``tryon::composite`` plugins registered before it is
 parsed: :func:`build_engine` calls :func:`export.tensorrt_plugins.register_plugins` then, and the
 cache key includes :func:`export.tensorrt_plugins.plugin_source_hash`, so editing a plugin kernel
-rebuilds its engines. Build progress is printed through a ``tensorrt.IProgressMonitor``.
+rebuilds its engines. A caller that can fall back to a standard graph (the streaming engines of
+:func:`engine.backends.graph_cache.build_into_cache`) asks :func:`try_register_plugins` first:
+the plugins need TensorRT's AOT quickly deployable plugins (``tensorrt.plugin.aot_impl``,
+TensorRT 10.9+), the Triton compiler (``TRITON_INTERPRET`` unset) and a CUDA device. Build
+progress is printed through a ``tensorrt.IProgressMonitor``.
 
 Engine cache: ``<cache_dir>/<key>.engine`` where the key is the sha256 of the ONNX bytes, the
 TensorRT version, the GPU name and compute capability, the precision, the profile and the
-plugin-kernel source hash (:func:`engine_cache_key`). A cached engine that fails to deserialize is
+plugin-kernel source hash (:func:`engine_cache_key`; :func:`engine_key` derives the profile and
+the plugin hash from the graph itself). A plugins graph and its standard twin therefore never
+share an engine: their ONNX bytes differ, and only the plugins graph's key carries the plugin
+hash. A cached engine that fails to deserialize is
 rebuilt, with a message.
 """
 
@@ -36,7 +43,14 @@ import torch
 from engine.errors import BackendUnavailableError, ExportError
 from engine.packages import import_tensorrt
 
-__all__ = ["engine_cache_key", "uses_plugins", "build_engine", "load_or_build_engine"]
+__all__ = [
+    "engine_cache_key",
+    "engine_key",
+    "uses_plugins",
+    "try_register_plugins",
+    "build_engine",
+    "load_or_build_engine",
+]
 
 WORKSPACE_BYTES = 4 << 30
 
@@ -49,6 +63,48 @@ def uses_plugins(onnx_bytes: bytes) -> bool:
 
     proto = onnx.load_from_string(onnx_bytes)
     return any(n.domain == PLUGIN_NAMESPACE for n in proto.graph.node)
+
+
+def _plugins_unavailable() -> str | None:
+    """Why the ``tryon`` plugins cannot be registered and compiled here, or None."""
+    import importlib.util
+
+    try:
+        trt = import_tensorrt()
+    except BackendUnavailableError as exc:
+        return f"TensorRT {exc.reason}"
+    try:
+        import tensorrt.plugin as trtp
+    except ImportError:
+        return f"TensorRT {trt.__version__} has no tensorrt.plugin (quickly deployable plugins)"
+    if not hasattr(trtp, "aot_impl"):
+        return f"TensorRT {trt.__version__} has no AOT plugins (tensorrt.plugin.aot_impl, 10.9+)"
+    if importlib.util.find_spec("triton") is None:
+        return "Triton is not installed (it compiles the plugin kernels)"
+    from kernels.triton_mode import interpreter_requested
+
+    if interpreter_requested():
+        return "TRITON_INTERPRET is set (the plugin kernels need the Triton compiler)"
+    if not torch.cuda.is_available():
+        return "no CUDA device"
+    return None
+
+
+def try_register_plugins(log: Callable[[str], None] = print) -> bool:
+    """Register the ``tryon`` plugins (:func:`export.tensorrt_plugins.register_plugins`) if this
+    machine can build them (module docstring); otherwise log why and return False."""
+    reason = _plugins_unavailable()
+    if reason is None:
+        from export.tensorrt_plugins import register_plugins
+
+        try:
+            register_plugins()
+        except (BackendUnavailableError, ExportError, ImportError, AttributeError) as exc:
+            reason = f"registration failed: {exc}"
+    if reason is not None:
+        log(f"tryon TensorRT plugins unavailable: {reason}")
+        return False
+    return True
 
 
 def _progress_monitor(trt, log: Callable[[str], None]):
@@ -94,6 +150,41 @@ def engine_cache_key(
         "plugins": plugin_source_hash,
     }
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def engine_key(
+    onnx_bytes: bytes,
+    *,
+    precision: str,
+    tensorrt_version: str,
+    gpu_name: str,
+    compute_capability: tuple[int, int],
+    plugin_source_hash: str | None = None,
+) -> str:
+    """:func:`engine_cache_key` of a serialized graph: the profile is its static input shapes;
+    ``plugin_source_hash`` defaults to :func:`export.tensorrt_plugins.plugin_source_hash` for a
+    graph with plugin nodes and to ``""`` otherwise."""
+    import onnx
+
+    if plugin_source_hash is None:
+        from export import tensorrt_plugins
+
+        plugin_source_hash = (
+            tensorrt_plugins.plugin_source_hash() if uses_plugins(onnx_bytes) else ""
+        )
+    proto = onnx.load_from_string(onnx_bytes)
+    profile = {
+        i.name: tuple(d.dim_value for d in i.type.tensor_type.shape.dim) for i in proto.graph.input
+    }
+    return engine_cache_key(
+        onnx_bytes,
+        tensorrt_version=tensorrt_version,
+        gpu_name=gpu_name,
+        compute_capability=compute_capability,
+        precision=precision,
+        profile=profile,
+        plugin_source_hash=plugin_source_hash,
+    )
 
 
 def build_engine(
@@ -161,28 +252,13 @@ def load_or_build_engine(
     trt = import_tensorrt()
     if not torch.cuda.is_available():
         raise BackendUnavailableError("tensorrt", "no CUDA device")
-    onnx_path = Path(onnx_path)
-    onnx_bytes = onnx_path.read_bytes()
-    import onnx
-
-    if plugin_source_hash is None:
-        from export import tensorrt_plugins
-
-        plugin_source_hash = (
-            tensorrt_plugins.plugin_source_hash() if uses_plugins(onnx_bytes) else ""
-        )
-
-    proto = onnx.load_from_string(onnx_bytes)
-    profile = {
-        i.name: tuple(d.dim_value for d in i.type.tensor_type.shape.dim) for i in proto.graph.input
-    }
-    key = engine_cache_key(
+    onnx_bytes = Path(onnx_path).read_bytes()
+    key = engine_key(
         onnx_bytes,
+        precision=precision,
         tensorrt_version=trt.__version__,
         gpu_name=torch.cuda.get_device_name(0),
         compute_capability=torch.cuda.get_device_capability(0),
-        precision=precision,
-        profile=profile,
         plugin_source_hash=plugin_source_hash,
     )
     cache_dir = Path(cache_dir)

@@ -23,10 +23,14 @@ Backends (:func:`make_streaming_runner` picks the class from a
 - :class:`OnnxRuntimeStreamingRunner`: ``encoder.onnx`` + ``window.onnx`` (and the standard
   graph for blocks) from the cache, I/O-bound in place, the encoder writing straight into its
   ring slot; fp16 graphs on the CUDA provider.
-- :class:`TensorRTStreamingRunner`: the same two graphs built into TensorRT engines (strongly
+- :class:`TensorRTStreamingRunner`: the two graphs built into TensorRT engines (strongly
   typed; fp16 with the export's fp32 islands) once into the engine cache, torch CUDA tensors
-  bound by name, ``execute_async_v3`` on the current stream. The streaming graphs use standard
-  ops only (the plugin nodes are spliced into the whole-generator graph, not into these).
+  bound by name, ``execute_async_v3`` on the current stream. Where the Triton plugins can be
+  registered the window engine is built from ``window.plugins.onnx`` (patch attention heads and
+  composite as ``tryon`` plugins; the encoder has none and is built from ``encoder.onnx``),
+  else from the standard graphs (:func:`engine.backends.graph_cache.build_into_cache`;
+  :attr:`TensorRTStreamingRunner.uses_plugins` says which). Both have the same inputs and
+  outputs, so the bindings are the same.
 """
 
 from __future__ import annotations
@@ -295,12 +299,29 @@ class _TensorRTGraph:
 
 
 class TensorRTStreamingRunner(_Window):
-    """``encoder.onnx`` + ``window.onnx`` as TensorRT engines, built once into the cache."""
+    """The encoder and window graphs as TensorRT engines, built once into the cache: from the
+    plugins graphs where the Triton plugins can be registered, else from the standard graphs.
+
+    Args:
+        plugins: None (default): the plugins graphs when the plugins can be registered; True:
+            require them (:class:`BackendUnavailableError` where they cannot be registered);
+            False: the standard graphs.
+
+    Attributes:
+        uses_plugins: whether the engines were built from the plugins graphs.
+        engine_sources: the ONNX files the (encoder, window) engines were built from.
+    """
 
     backend = "tensorrt"
 
     def __init__(
-        self, model: MPDTGenerator, frames: int, precision: str, cache_dir: str | Path | None
+        self,
+        model: MPDTGenerator,
+        frames: int,
+        precision: str,
+        cache_dir: str | Path | None,
+        *,
+        plugins: bool | None = None,
     ) -> None:
         trt = import_tensorrt()
         if not torch.cuda.is_available():
@@ -310,8 +331,12 @@ class TensorRTStreamingRunner(_Window):
         self._block_runner = None
         self._staging = {n: torch.zeros((1, *s), device=self.device)
                          for n, s in self.input_shapes.items()}  # fmt: skip
-        encoder, window = build_into_cache(self.model, "streaming-tensorrt", frames=frames,
-                                           precision=precision, cache_dir=cache_dir)  # fmt: skip
+        engines = build_into_cache(self.model, "streaming-tensorrt", frames=frames,
+                                   precision=precision, cache_dir=cache_dir,
+                                   plugins=plugins)  # fmt: skip
+        self.uses_plugins = engines.plugins
+        self.engine_sources = engines.sources
+        encoder, window = engines.encoder, engines.window
         self._encoders = []  # one context per ring slot: its outputs are bound to that slot
         for slot in range(frames):
             tensors = dict(self._staging)

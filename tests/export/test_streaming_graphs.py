@@ -1,6 +1,10 @@
 """export_streaming_graphs on the tiny generator: encoder.onnx and window.onnx with their names,
 static shapes, onnx.checker, the TensorRT operator audit and onnxruntime parity; the window
-graph's ``newest`` slot is a real input (not a traced constant)."""
+graph's ``newest`` slot is a real input (not a traced constant). With ``plugins=True``:
+window.plugins.onnx (fp32 and fp16) with one tryon node per head and per composite, no reference
+attention left, the window's I/O, and CPU parity with the PyTorch window on every slot."""
+
+import collections
 
 import numpy as np
 import onnx
@@ -11,6 +15,7 @@ import export.streaming_graphs as streaming
 from engine.errors import ExportError, InputError
 from engine.model.mpdt_generator import FEATURE_NAMES, INPUT_NAMES, OUTPUT_NAMES
 from engine.model.weights import load_generator
+from export.plugin_graph import evaluate_plugins_graph, plugin_nodes
 from export.streaming_graphs import (
     NEWEST_NAMES,
     RING_NAMES,
@@ -19,8 +24,10 @@ from export.streaming_graphs import (
     WindowDecoder,
     example_window_inputs,
     export_streaming_graphs,
+    plugins_file,
 )
 from export.tensorrt_onnx_ops import audit
+from export.tensorrt_plugins import PLUGIN_NAMESPACE
 from tests.runtime_fixtures import make_lively, tiny_model_file
 
 pytest.importorskip("onnxruntime")
@@ -173,3 +180,103 @@ def test_fp16_graphs_are_strongly_typed_with_float32_io(model, tmp_path):
         io = [*proto.graph.input, *proto.graph.output]
         float_io = [v for v in io if v.type.tensor_type.elem_type != onnx.TensorProto.INT64]
         assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in float_io)
+
+
+@pytest.fixture(scope="module", params=["fp32", "fp16"])
+def exported_plugins(model, tmp_path_factory, request):
+    out_dir = tmp_path_factory.mktemp(f"plugins-{request.param}")
+    errors = export_streaming_graphs(model, out_dir, frames=T, precision=request.param,
+                                     plugins=True)  # fmt: skip
+    return request.param, out_dir, errors
+
+
+def test_standard_export_writes_no_plugins_graph(exported):
+    out_dir, errors = exported
+    assert sorted(p.name for p in out_dir.iterdir()) == ["encoder.onnx", "window.onnx"]
+
+
+def test_plugins_graph_is_written_for_the_window_only(exported_plugins):
+    """The encoder calls no kernel reference (convolutions only): no encoder.plugins.onnx."""
+    precision, out_dir, errors = exported_plugins
+    names = {p.name for p in out_dir.iterdir()}
+    assert names == {"encoder.onnx", "window.onnx", plugins_file("window")}
+    assert set(errors) == {"encoder", "window", "window.plugins"}
+    limit = 1e-4 if precision == "fp32" else 2e-2
+    assert all(0.0 <= e < limit for e in errors.values()), errors
+
+
+def test_window_plugins_graph_has_the_plugin_nodes_and_no_reference(model, exported_plugins):
+    precision, out_dir, _ = exported_plugins
+    proto = onnx.load(str(out_dir / plugins_file("window")))
+    onnx.checker.check_model(proto, full_check=True)
+    assert audit(proto) != [] and audit(proto, allowed_domains=(PLUGIN_NAMESPACE,)) == []
+    cfg = model.config
+    heads = len(cfg.patch_sizes)
+    nodes = plugin_nodes(proto)
+    kinds = collections.Counter(n.op_type for n in nodes)
+    # two attentions per MPDT block (cloth, background), one node per head; one composite
+    assert kinds == {"patch_attention": 2 * cfg.blocks * heads, "composite": 1}
+    ops = collections.Counter(n.op_type for n in proto.graph.node if not n.domain)
+    assert ops["Softmax"] == 0 and ops["MatMul"] == 0  # the reference subgraphs are gone
+    standard = onnx.load(str(out_dir / "window.onnx"))
+    standard_ops = collections.Counter(n.op_type for n in standard.graph.node)
+    assert standard_ops["Softmax"] == 2 * cfg.blocks * heads and "composite" not in standard_ops
+    cn = cfg.channels // heads
+    elem = {v.name: v.type.tensor_type.elem_type for v in proto.graph.value_info}
+    elem.update({t.name: t.data_type for t in proto.graph.initializer})  # the all-keys masks
+    for node in nodes:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attrs["plugin_namespace"] == PLUGIN_NAMESPACE.encode() and attrs["aot"] == 1
+        if node.op_type == "patch_attention":
+            assert len(node.input) == 4
+            assert attrs["head_channels"] == cn and attrs["channel_offset"] % cn == 0
+            assert (attrs["patch_h"], attrs["patch_w"]) in cfg.patch_sizes
+            # the MPDT blocks are an fp32 island of the fp16 export: fp32 plugins in both
+            assert {elem[i] for i in node.input} == {onnx.TensorProto.FLOAT}
+        else:
+            assert len(node.input) == 5
+    # the same inputs and outputs as window.onnx: the TensorRT runner binds either
+    for part in ("input", "output"):
+        assert [(v.name, v.type) for v in getattr(proto.graph, part)] == [
+            (v.name, v.type) for v in getattr(standard.graph, part)
+        ]
+    float_io = [v.type.tensor_type.elem_type for v in (*proto.graph.input, *proto.graph.output)
+                if v.name != "newest"]  # fmt: skip
+    assert set(float_io) == {onnx.TensorProto.FLOAT}
+
+
+def test_window_plugins_graph_matches_pytorch_on_every_slot(model, exported_plugins):
+    """CPU evaluation (onnxruntime + the kernels' references for the tryon nodes) vs the float32
+    PyTorch window on other inputs than the traced ones, every slot decoded."""
+    precision, out_dir, _ = exported_plugins
+    proto = onnx.load(str(out_dir / plugins_file("window")))
+    _, window_in = example_window_inputs(model, T, seed=5)
+    g = torch.Generator().manual_seed(0)
+    for name in ("cloth_features", "pose_features", "background_features"):
+        window_in[name] = 3 * torch.randn(window_in[name].shape, generator=g)
+    limit = 1e-4 if precision == "fp32" else 2e-2
+    for slot in range(T):
+        inputs = {**window_in, "newest": torch.tensor([slot])}
+        got = evaluate_plugins_graph(proto, {k: v.numpy() for k, v in inputs.items()})
+        with torch.no_grad():
+            want = WindowDecoder(model)(*inputs.values())
+        for value, ref in zip(got, want, strict=True):
+            assert value.dtype == np.float32 and value.shape == tuple(ref.shape)
+            assert np.abs(value - ref.numpy()).max() < limit  # outputs in [0, 1]
+
+
+def test_plugins_parity_failure_raises_export_error(model, tmp_path, monkeypatch):
+    monkeypatch.setattr(streaming, "_export", lambda *args: None)
+    monkeypatch.setattr(streaming, "_parity", lambda *args: 0.0)
+    monkeypatch.setattr(streaming, "_export_plugins", lambda *args: None)
+    monkeypatch.setattr(streaming, "_plugins_parity", lambda *args: float("nan"))
+    with pytest.raises(ExportError, match="window.plugins.onnx differs from PyTorch"):
+        export_streaming_graphs(model, tmp_path, frames=T, plugins=True)
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_bad_plugins_argument_is_named(model, tmp_path, value):
+    with pytest.raises(InputError) as info:
+        export_streaming_graphs(model, tmp_path / "out", frames=T, plugins=value)
+    assert info.value.argument == "plugins"
+    assert not (tmp_path / "out").exists()

@@ -1,12 +1,16 @@
 """The streaming runners on the tiny generator: causal steps equal the full generator on the last T
 frames, the stream start repeats the first frame, reset restarts, blocks equal the forward, the
 onnxruntime backend matches torch, the exported-graph cache is reused and keyed, and bad inputs
-are named."""
+are named. The TensorRT streaming engines come from the plugins graphs where the Triton plugins
+register (the choice is tested here with the builder stood in; the real build where TensorRT
+is), and their cache keys differ with and without plugins."""
+
+import importlib.util
 
 import pytest
 import torch
 
-from engine.backends.graph_cache import default_cache_dir
+from engine.backends.graph_cache import build_into_cache, default_cache_dir
 from engine.backends.graph_cache import graph_cache_dir as factory_cache_dir
 from engine.backends.selection import BackendChoice, choose_backend
 from engine.backends.streaming_runner import make_streaming_runner
@@ -297,3 +301,142 @@ def test_torch_fp16_steps_on_cuda_track_fp32(model, frames):
         want = {k: v.clone() for k, v in fp32.step(f).items()}
         got = fp16.step(f)
         assert _max_diff(got, want) < 5e-2
+
+
+# --- TensorRT streaming engines: plugins graphs where the Triton plugins register -------------
+
+MACHINE = dict(tensorrt_version="10.13.0", gpu_name="NVIDIA H200", compute_capability=(9, 0))
+
+
+@pytest.fixture
+def fake_builder(monkeypatch):
+    """Stands in for TensorRT (absent here) in build_into_cache: records which graph each engine
+    would be built from, and whether that graph has plugin nodes; the export is real."""
+    import export.tensorrt_engine as trt_engine
+
+    built = []
+
+    def load_or_build_engine(path, cache_dir, *, precision, log=print, plugin_source_hash=None):
+        data = path.read_bytes()
+        built.append((path.name, precision, trt_engine.uses_plugins(data)))
+        return b"engine of " + path.name.encode()
+
+    def registrable(value):
+        monkeypatch.setattr(trt_engine, "try_register_plugins", lambda log=print: value)
+
+    monkeypatch.setattr(trt_engine, "load_or_build_engine", load_or_build_engine)
+    return built, registrable
+
+
+@pytest.fixture(scope="module")
+def trt_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("trt-cache")
+
+
+def test_streaming_engines_come_from_the_plugins_graphs_when_they_register(
+    model, trt_cache, fake_builder
+):
+    built, registrable = fake_builder
+    for plugins in (True, False):  # one export writes both (the standard one then is cached)
+        registrable(plugins)
+        logs = []
+        engines = build_into_cache(model, "streaming-tensorrt", frames=T, precision="fp32",
+                                   cache_dir=trt_cache, log=logs.append)  # fmt: skip
+        window = "window.plugins.onnx" if plugins else "window.onnx"
+        assert engines.plugins is plugins and engines.sources == ("encoder.onnx", window)
+        assert (engines.encoder, engines.window) == (b"engine of encoder.onnx",
+                                                     b"engine of " + window.encode())  # fmt: skip
+        assert built[-2:] == [("encoder.onnx", "fp32", False), (window, "fp32", plugins)]
+        assert any(window in line for line in logs)
+    directory = graph_cache_dir(model, T, trt_cache)
+    assert {p.name for p in directory.glob("*.onnx")} == {"encoder.onnx", "window.onnx",
+                                                           "window.plugins.onnx"}  # fmt: skip
+    registrable(False)  # asked for explicitly, refused where they do not register
+    with pytest.raises(BackendUnavailableError, match="plugins cannot be registered"):
+        build_into_cache(model, "streaming-tensorrt", frames=T, precision="fp32",
+                         cache_dir=trt_cache, plugins=True)  # fmt: skip
+    engines = build_into_cache(model, "streaming-tensorrt", frames=T, precision="fp32",
+                               cache_dir=trt_cache, plugins=False)  # fmt: skip
+    assert engines.sources == ("encoder.onnx", "window.onnx") and not engines.plugins
+    for artifact, value in (("streaming", True), ("streaming-tensorrt", "yes")):
+        with pytest.raises(InputError) as info:
+            build_into_cache(model, artifact, frames=T, precision="fp32", cache_dir=trt_cache,
+                             plugins=value)  # fmt: skip
+        assert info.value.argument == "plugins"
+
+
+def test_engine_cache_key_says_which_graph_and_precision(model, trt_cache, fake_builder):
+    from export.tensorrt_engine import engine_key
+    from export.tensorrt_plugins import plugin_source_hash
+
+    _, registrable = fake_builder
+    registrable(True)
+    build_into_cache(model, "streaming-tensorrt", frames=T, precision="fp32", cache_dir=trt_cache)
+    directory = graph_cache_dir(model, T, trt_cache)
+    data = {n: (directory / n).read_bytes() for n in ("window.onnx", "window.plugins.onnx")}
+    keys = {n: engine_key(b, precision="fp32", **MACHINE) for n, b in data.items()}
+    assert keys["window.onnx"] != keys["window.plugins.onnx"]
+    # only the plugins graph's key carries the plugin kernels' source hash
+    assert keys["window.plugins.onnx"] == engine_key(
+        data["window.plugins.onnx"], precision="fp32", plugin_source_hash=plugin_source_hash(),
+        **MACHINE,
+    )  # fmt: skip
+    assert keys["window.plugins.onnx"] != engine_key(
+        data["window.plugins.onnx"], precision="fp32", plugin_source_hash="", **MACHINE
+    )
+    assert keys["window.onnx"] == engine_key(data["window.onnx"], precision="fp32",
+                                             plugin_source_hash="", **MACHINE)  # fmt: skip
+    for name, value in data.items():
+        assert engine_key(value, precision="fp16", **MACHINE) != keys[name]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here"
+)
+def test_without_tensorrt_the_plugins_do_not_register_and_say_why():
+    from export.tensorrt_engine import try_register_plugins
+
+    logs = []
+    assert try_register_plugins(logs.append) is False
+    assert len(logs) == 1 and "TensorRT not installed" in logs[0], logs
+
+
+@pytest.mark.tensorrt
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt") is None,
+    reason="TensorRT is not installed (it cannot be on these machines; NVIDIA hosts only)",
+)
+@pytest.mark.parametrize("plugins", [True, False], ids=["plugins", "standard"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_tensorrt_streaming_steps_match_torch(model, frames, tmp_path, monkeypatch, precision,
+                                              plugins):  # fmt: skip
+    """The real build: TensorRT engines from the plugins graphs (Triton AOT plugins) or the
+    standard graphs, steps equal to the torch runner's, the engines cached."""
+    import copy
+
+    import export.tensorrt_engine as trt_engine
+    from engine.backends.streaming_runner import TensorRTStreamingRunner
+
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT engines need a CUDA device")
+    runner = TensorRTStreamingRunner(copy.deepcopy(model), T, precision, tmp_path,
+                                     plugins=plugins)  # fmt: skip
+    window = "window.plugins.onnx" if plugins else "window.onnx"
+    assert runner.uses_plugins is plugins and runner.engine_sources == ("encoder.onnx", window)
+    cuda = BackendChoice("torch", "cuda", "test")
+    reference = make_streaming_runner(copy.deepcopy(model), frames=T, choice=cuda)
+    tolerance = 1e-3 if precision == "fp32" else 5e-2
+    for frame in frames[:4]:  # the stream start, then the ring wrapping around
+        want = _copy(reference.step(frame))
+        got = runner.step(frame)
+        assert _max_diff(got, want) < tolerance
+    assert len(list((tmp_path / "engines").glob("*.engine"))) == 2
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a cached engine was built again")
+
+    monkeypatch.setattr(trt_engine, "build_engine", no_build)
+    again = TensorRTStreamingRunner(copy.deepcopy(model), T, precision, tmp_path,
+                                    plugins=plugins)  # fmt: skip
+    runner.reset()  # both at the start of a stream
+    assert _max_diff(again.step(frames[0]), _copy(runner.step(frames[0]))) == 0.0
