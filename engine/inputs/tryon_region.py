@@ -30,6 +30,7 @@ The mask is binary (0.0 or 1.0) float32.
 from __future__ import annotations
 
 import math
+import threading
 from typing import NamedTuple
 
 import torch
@@ -89,8 +90,40 @@ class BodyFrame(NamedTuple):
     conf_neck: torch.Tensor  # (B,)
 
 
+class _RecentFrames(threading.local):
+    """The last few :func:`body_frame` results of this thread, by keypoint values and height:
+    one frame's inputs ask for the same pose's geometry five times (region, fit, outline, paste
+    mask), and each computation is some sixty small tensor ops."""
+
+    SIZE = 4
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, BodyFrame] = {}
+
+
+_RECENT = _RecentFrames()
+
+
 def body_frame(keypoints: torch.Tensor, height: int) -> BodyFrame:
-    """The geometry of the module docstring for ``(B, 18, 3)`` keypoints (no validation)."""
+    """The geometry of the module docstring for ``(B, 18, 3)`` keypoints (no validation).
+
+    Every call returns tensors of its own (CPU results are remembered by value and handed out
+    as copies, so a caller writing into one changes nothing else)."""
+    if keypoints.device.type != "cpu" or keypoints.requires_grad:
+        return _body_frame(keypoints, height)
+    kp = keypoints.detach().to(torch.float32).contiguous()
+    key = (tuple(kp.shape), float(height), kp.numpy().tobytes())
+    entries = _RECENT.entries
+    frame = entries.get(key)
+    if frame is None:
+        frame = _body_frame(kp, height)
+        if len(entries) >= _RecentFrames.SIZE:
+            entries.pop(next(iter(entries)))  # the oldest
+        entries[key] = frame
+    return BodyFrame(*(t.clone() for t in frame))
+
+
+def _body_frame(keypoints: torch.Tensor, height: int) -> BodyFrame:
     kp = keypoints.to(torch.float32)
     present = present_keypoints(kp)  # (B, 18)
     conf = torch.where(present, kp[..., 2], torch.zeros_like(kp[..., 2]))

@@ -184,3 +184,22 @@ def test_bad_input_raises(call, argument):
     with pytest.raises(InputError) as info:
         call()
     assert info.value.argument == argument
+
+
+def test_body_frame_remembered_by_value_and_handed_out_as_copies():
+    from engine.inputs import tryon_region as tr
+
+    kp = FULL[None]
+    first = tr.body_frame(kp, H)
+    fresh = tr._body_frame(kp, H)  # computed, not remembered
+    assert all(torch.equal(a, b) for a, b in zip(first, fresh, strict=True))
+    first.neck.add_(100.0)  # a caller writing into its copy
+    again = tr.body_frame(kp.clone(), H)  # same values, another tensor: remembered
+    assert torch.equal(again.neck, fresh.neck)
+    moved = kp.clone()
+    moved[0, :, 0] += 3.0  # other values: computed anew
+    shifted = tr.body_frame(moved, H)
+    assert torch.allclose(shifted.neck, fresh.neck + torch.tensor([3.0, 0.0]))
+    other_height = tr.body_frame(kp, H // 2)  # the height is part of the key
+    assert all(torch.equal(a, b) for a, b in zip(other_height, tr._body_frame(kp, H // 2),
+                                                 strict=True))  # fmt: skip
