@@ -4,8 +4,9 @@ mode, onnxruntime. For every frame that comes out, latency = the time its result
 consumer minus the time the frame was "captured" (handed to the session); frames the session
 dropped to stay current are counted. Prints one JSON line.
 
-Run from the root of a checkout: ``python bench/live_latency.py [SECONDS] [FPS]`` (defaults 10 s
-at 30 FPS). The target of the runtime issue: p50 <= 100 ms, p95 <= 150 ms.
+Run from the root of a checkout: ``python bench/live_latency.py [SECONDS] [FPS] [THREADS ...]``
+(defaults 10 s at 30 FPS, 4 threads; ``10 30 4 2`` measures 4 then 2 threads in one run). The
+target of the runtime issue: p50 <= 100 ms, p95 <= 150 ms.
 """
 
 from __future__ import annotations
@@ -39,13 +40,20 @@ def paced_frames(
 
 
 def measure(
-    seconds: float = 10.0, fps: float = 30.0, *, model: str = "demo", backend: str = "onnxruntime"
+    seconds: float = 10.0,
+    fps: float = 30.0,
+    *,
+    model: str = "demo",
+    backend: str = "onnxruntime",
+    live_threads: int = 4,
 ) -> dict:
-    """Stream ``seconds`` of paced frames through a session; latency figures as a dict (ms)."""
+    """Stream ``seconds`` of paced frames through a session (``live_threads``: see
+    :attr:`engine.TryOnSession.live_threads`); latency figures as a dict (ms)."""
     clip = read_sample_clip(max_frames=48)
     count = max(1, int(round(seconds * fps)))
     with TryOnSession(model, backend=backend, mode="latency") as session:
         session.set_garment(sample_garment_path())
+        session.live_threads = live_threads
         for i, frame in enumerate(clip[:8]):  # warm-up: graphs, first-call allocations
             session.process(frame, timestamp_s=i / fps)
         session.reset_stats()
@@ -60,6 +68,7 @@ def measure(
         stats = session.stats()
     lat = np.asarray(latencies) if latencies else np.zeros(1)
     return {
+        "live_threads": live_threads,
         "seconds": round(wall, 2),
         "fps_in": fps,
         "frames_in": count,
@@ -77,7 +86,9 @@ def measure(
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     fps = float(sys.argv[2]) if len(sys.argv) > 2 else 30.0
-    print(json.dumps(measure(seconds, fps)))
+    threads = [int(a) for a in sys.argv[3:]] or [4]  # e.g. ``10 30 4 2``: both, one after the other
+    for n in threads:
+        print(json.dumps(measure(seconds, fps, live_threads=n)))
 
 
 if __name__ == "__main__":

@@ -178,12 +178,26 @@ class TryOnSession:
         self._stats = StageStats()
         self._calls = 0
         self.stream_end_reason: str | None = None
+        self._live_threads = 4
         self._busy = threading.Lock()  # held by process() and by an open stream
         # The stages, in a frame's order (engine.runtime.stages).
         self._perceive = Perceive(self.tracker)
         self._build = BuildInputs(self.crop, lambda: self._garment)
         self._generate = Generate(self.window, threads=None if self.backend == "torch" else 1)
         self._finish = Finish(Paste(paste, feather), self._stats)
+
+    @property
+    def live_threads(self) -> int:
+        """Threads of a live stream's stages in latency mode: 4 (one per stage, the default) or
+        2 (perception; the rest of a frame's path in one go). Set before ``stream()``;
+        ``bench/live_latency.py`` measures both."""
+        return self._live_threads
+
+    @live_threads.setter
+    def live_threads(self, value: int) -> None:
+        if value not in (2, 4) or isinstance(value, bool):
+            raise InputError("live_threads", "2 or 4", value)
+        self._live_threads = value
 
     # ------------------------------------------------------------------ garment
     def set_garment(self, image: str | Path | np.ndarray) -> None:
@@ -222,12 +236,19 @@ class TryOnSession:
             index = self._calls
             self._calls += 1
             with torch_threads(1):
-                work = self._build(*self._perceive(frame, index, stamp))
-            generated = self._generate.step(work)
-            with torch_threads(1):
-                return self._finish(*generated)
+                perceived = self._perceive(frame, index, stamp)
+            return self._tryon(perceived)
         finally:
             self._busy.release()
+
+    def _tryon(self, perceived: tuple) -> TryOnResult:
+        """Crop and inputs, the generator's step and the paste of one perceived frame, one after
+        the other in this thread (``process``, and the second thread of a live stream)."""
+        with torch_threads(1):
+            work = self._build(*perceived)
+        generated = self._generate.step(work)  # its own torch thread count
+        with torch_threads(1):
+            return self._finish(*generated)
 
     def stats(self) -> dict:
         """p50 / p95 per stage (ms), FPS over the outputs, frames, dropped, bad and no-person
@@ -363,7 +384,13 @@ class TryOnSession:
             generator,
             Stage("paste", lambda item: [self._finish(*item)], first, single_thread=True),
         ]
-        if frames.live and self.mode == "latency":  # latest frame wins: no frame waits in line
+        if frames.live and self.mode == "latency" and self.live_threads == 2:
+            # Latest frame wins, and a frame's latency is the sum of its stages' times: in two
+            # threads (perception; the rest of the frame's path in one go) no stage of a frame
+            # waits for a core that another of its stages holds.
+            stages = [stages[0], Stage("tryon", lambda item: [self._tryon(item)], first)]
+            sizes = (1, 1, 1)
+        elif frames.live and self.mode == "latency":  # latest frame wins: no frame waits in line
             sizes = (1, 1, 1, 1, 1)
         else:
             deep = queue_size * max(2, self.window.frames)  # a block's worth after the generator

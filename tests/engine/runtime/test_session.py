@@ -261,11 +261,18 @@ def test_stream_arguments_are_checked(tiny):
         with pytest.raises(InputError) as info:
             list(s.stream(np.zeros((48, 64, 3), np.uint8)))
         assert info.value.argument == "source"
+        for bad in (3, True, "2"):
+            with pytest.raises(InputError) as info:
+                s.live_threads = bad
+            assert info.value.argument == "live_threads"
+        assert s.live_threads == 4
 
 
-def test_live_source_drops_old_frames_when_behind(tiny, monkeypatch):
+@pytest.mark.parametrize("live_threads", [4, 2])
+def test_live_source_drops_old_frames_when_behind(tiny, monkeypatch, live_threads):
     """A live source that delivers faster than the pipeline: the oldest queued frames are
-    dropped (counted), results stay in capture order, and nothing waits for old frames."""
+    dropped (counted), results stay in capture order, and nothing waits for old frames; with
+    the stages in four threads or in two (perception; the rest)."""
     import engine.runtime.session as session_module
     from engine.runtime.frame_sources import FrameSource
 
@@ -277,11 +284,18 @@ def test_live_source_drops_old_frames_when_behind(tiny, monkeypatch):
 
     monkeypatch.setattr(session_module, "open_source", live)
     with _tiny_session(tiny) as s:
-        indices = []
+        s.live_threads = live_threads
+        indices, found = [], 0
+        threads = set()  # where the generator's steps ran
+        step = s._generate.step
+        s._generate.step = lambda w: threads.add(threading.current_thread().name) or step(w)
         for r in s.stream(0, queue_size=1):
+            found += r.person_found
             indices.append(r.index)
             time.sleep(0.01)  # a slow consumer
         stats = s.stats()
     assert indices == sorted(indices) and len(set(indices)) == len(indices)
     assert stats["dropped_frames"] > 0
     assert len(indices) + stats["dropped_frames"] == len(frames)
+    assert found == len(indices)  # every frame through the whole path
+    assert threads == {"tryon-tryon" if live_threads == 2 else "tryon-generator"}
