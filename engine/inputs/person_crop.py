@@ -5,8 +5,11 @@ The generator was trained on frames framed like its synthetic data: the person's
 crop height, horizontally centred. :class:`PersonCrop` reproduces that framing on a full camera
 frame: an axis-aligned box with the model's aspect ratio (``height / width``), placed from the
 keypoints and smoothed over time (exponential smoothing of centre and size, so that keypoint
-jitter does not shake the whole crop), which may extend past the frame (the missing part is
-filled by replicating the border, as the camera would have seen "more of the same").
+jitter does not shake the whole crop; the smoothed box first moves with the image motion when
+one is given, so the smoothing does not lag a moving camera), which may extend past the frame
+(the missing part is filled by replicating the border, as the camera would have seen "more of
+the same"). The person mask is cropped the same way and smoothed over the stream along the image
+motion (:meth:`PersonCrop.crop_mask`).
 
 Coordinates: pixels, x right, y down, origin at the top-left pixel's corner (as
 :mod:`engine.keypoints`). A :class:`CropBox` maps frame -> crop by ``(p - origin) * scale``.
@@ -21,6 +24,7 @@ import numpy as np
 
 from engine.errors import InputError
 from engine.keypoints import KEYPOINT_INDEX
+from engine.perception.motion_stabilizer import MASK_WEIGHT, MaskSmoother
 
 __all__ = ["CropBox", "PersonCrop", "SHOULDER_WIDTH_FRACTION", "NECK_HEIGHT_FRACTION"]
 
@@ -65,9 +69,18 @@ class PersonCrop:
         out_height, out_width: the model's input size in pixels.
         smoothing: weight of the new box in the exponential smoothing of its centre and size
             (1 = no smoothing); a box whose centre moves more than half its width is taken as is.
+        mask_smoothing: the new mask's weight in :meth:`crop_mask`'s smoothing over the stream
+            (:class:`engine.perception.motion_stabilizer.MaskSmoother`, in (0, 1]; 1 = none).
     """
 
-    def __init__(self, out_height: int, out_width: int, *, smoothing: float = 0.35) -> None:
+    def __init__(
+        self,
+        out_height: int,
+        out_width: int,
+        *,
+        smoothing: float = 0.35,
+        mask_smoothing: float = MASK_WEIGHT,
+    ) -> None:
         for name, value in (("out_height", out_height), ("out_width", out_width)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(name, "an int >= 1", value)
@@ -80,14 +93,46 @@ class PersonCrop:
         self.out_height, self.out_width = out_height, out_width
         self.smoothing = float(smoothing)
         self._state: np.ndarray | None = None  # (cx, cy, width)
+        if (
+            isinstance(mask_smoothing, bool)
+            or not isinstance(mask_smoothing, (int, float))
+            or not (0.0 < mask_smoothing <= 1.0)
+        ):
+            raise InputError("mask_smoothing", "a number in (0, 1]", mask_smoothing)
+        self._masks = MaskSmoother(float(mask_smoothing))
+        self._mask_box: CropBox | None = None  # the box of the previous smoothed mask
 
     def reset(self) -> None:
-        """Forget the smoothed box (a new stream, or the person was lost)."""
+        """Forget the smoothed box and mask (a new stream, or the person was lost)."""
         self._state = None
+        self._masks.reset()
+        self._mask_box = None
 
-    def place(self, keypoints: np.ndarray) -> CropBox | None:
+    def place(self, keypoints: np.ndarray, motion: np.ndarray | None = None) -> CropBox | None:
         """The (smoothed) box for a frame's (18, 3) keypoints, or None when the shoulders are not
-        both found (no usable person)."""
+        both found (no usable person).
+
+        Args:
+            keypoints: ``(18, 3)`` frame keypoints.
+            motion: ``(2, 3)`` the image motion from the previous frame to this one (frame
+                pixels; :attr:`engine.perception.person_detector.PersonDetection.motion`), or
+                ``None``. The smoothed box is first moved by it (centre mapped, width scaled by
+                its scale), so a moving camera or person does not slide inside the crop while
+                the smoothing catches up.
+
+        Raises:
+            InputError: ``motion`` is not None or a finite (2, 3) array.
+        """
+        if motion is not None and (
+            not isinstance(motion, np.ndarray)
+            or motion.shape != (2, 3)
+            or not np.isfinite(motion).all()
+        ):
+            raise InputError("motion", "None or a finite (2, 3) numpy array", motion)
+        if self._state is not None and motion is not None:
+            centre = motion[:, :2] @ self._state[:2] + motion[:, 2]
+            scale = float(np.sqrt(abs(np.linalg.det(motion[:, :2]))))
+            self._state = np.array([centre[0], centre[1], self._state[2] * scale])
         rs, ls = (
             keypoints[KEYPOINT_INDEX["right_shoulder"]],
             keypoints[KEYPOINT_INDEX["left_shoulder"]],
@@ -128,6 +173,58 @@ class PersonCrop:
         out = cv2.resize(inner, (self.out_width, self.out_height), interpolation=interpolation)
         return out[..., None] if image.ndim == 3 and out.ndim == 2 else out  # OpenCV drops C=1
 
+    def crop_mask(
+        self,
+        mask: np.ndarray,
+        box: CropBox,
+        motion: np.ndarray | None = None,
+        *,
+        interpolation: int = cv2.INTER_LINEAR,
+    ) -> np.ndarray:
+        """A frame's person mask cropped like :meth:`crop` and smoothed over the
+        stream: the previous smoothed crop mask is moved into this box (the previous box ->
+        frame, the image ``motion`` of :meth:`place`, this frame -> this box) and blended with
+        this one (:class:`engine.perception.motion_stabilizer.MaskSmoother`: the segmenter's edge
+        flicker averages out, a part that moved against the torso is taken as it is now).
+
+        Args:
+            mask: ``(H, W)`` float mask in [0, 1] at the frame's size.
+            box: this frame's crop box.
+            motion: ``(2, 3)`` previous -> this frame, frame pixels, or ``None``: no motion known
+                (a detector that does not report it, a track's first frame, a lost motion
+                estimate), so nothing to smooth along: the mask is returned as cropped and the
+                smoothing starts over from it.
+            interpolation: the OpenCV resize filter of the crop.
+
+        Returns:
+            ``(out_height, out_width)`` float32, a new array.
+        """
+        if (
+            not isinstance(mask, np.ndarray)
+            or mask.ndim != 2
+            or min(mask.shape) < 1
+            or mask.dtype.kind not in "fu"
+        ):
+            raise InputError("mask", "an (H, W) real numpy array", mask)
+        if motion is not None and (
+            not isinstance(motion, np.ndarray)
+            or motion.shape != (2, 3)
+            or not np.isfinite(motion).all()
+        ):
+            raise InputError("motion", "None or a finite (2, 3) numpy array", motion)
+        crop = self.crop(mask.astype(np.float32, copy=False), box, interpolation=interpolation)
+        between = None  # (3, 3): previous crop pixel -> this crop pixel
+        if motion is None:  # no motion to follow: start over from this mask
+            self._masks.reset()
+        elif self._mask_box is not None:
+            between = (
+                _crop_pixels(box)
+                @ _frame_motion(motion)
+                @ np.linalg.inv(_crop_pixels(self._mask_box))
+            )
+        self._mask_box = box
+        return self._masks(crop, None if between is None else between[:2])
+
     @staticmethod
     def paste_region(box: CropBox, frame_height: int, frame_width: int):
         """The part of the box inside the frame: ``(frame_slices, crop_slices_in_box_pixels,
@@ -139,3 +236,17 @@ class PersonCrop:
         frame_part = (slice(fy0, fy1), slice(fx0, fx1))
         box_part = (slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0))
         return frame_part, box_part, (y1 - y0, x1 - x0)
+
+
+def _crop_pixels(box: CropBox) -> np.ndarray:
+    """(3, 3): frame point (pixel-corner origin) -> crop pixel index (OpenCV's centre origin)."""
+    sx, sy = box.out_width / box.width, box.out_height / box.height
+    return np.array([[sx, 0.0, -box.x0 * sx - 0.5], [0.0, sy, -box.y0 * sy - 0.5], [0, 0, 1]])
+
+
+def _frame_motion(motion: np.ndarray | None) -> np.ndarray:
+    """(3, 3) homogeneous form of a (2, 3) motion (the identity for None)."""
+    out = np.eye(3)
+    if motion is not None:
+        out[:2] = motion
+    return out

@@ -27,16 +27,39 @@ convention of the training data (:mod:`engine.training.synthetic`), so the regio
 for missing points apply. Points with confidence below :data:`engine.keypoints.CONFIDENCE_MIN` are
 missing for every consumer.
 
-**Smoothing** (``smoothing=True``): a :class:`engine.perception.one_euro.OneEuroFilter` per
-coordinate, on
+**Smoothing** (``smoothing=True``). With ``stabilize=True`` (the default), image-based
+stabilization (:class:`engine.perception.motion_stabilizer.MotionStabilizer`, every rule in its
+module docstring): the grey frame, downscaled to at most 240 rows, is tracked frame to frame
+(Lucas-Kanade on corners of the person region, plus a few around every keypoint), the torso's
+similarity motion (RANSAC) moves every keypoint, and the head's and limbs' own motion moves
+theirs; the pose model's measurement corrects a keypoint only slowly (time constant 10 s) while
+it stays within the keypoint's band (0.4 shoulder widths for neck, shoulders and hips, 0.3 for
+the limbs, 0.2 for the head: about the most mediapipe wanders on a still person), and replaces it
+as soon as it lies beyond the band two frames in a row (a movement the image did not show);
+confidences are smoothed over 0.5 s, and a keypoint mediapipe just lost is kept (moved with its
+pixels) for up to 5 frames. The neck stays the midpoint of the two stabilized shoulders. Every
+track restarts on :meth:`PersonDetector.reset`, a frame without a person, a new frame size, a
+timestamp going back, or a jump of the shoulder width by 1.5 times. The first frame of a track
+(after a reset or a frame without a person) runs the pose graph twice: mediapipe's first
+landmarks come from its person detector's coarse region, the second pass from the landmarks' own
+region, as every later frame does (on the bundled clip the first frame's shoulders then err about
+as much as the next frames'), and that first position is held, so the garment does not jump as
+the track settles. The image motion (previous frame -> this one) is returned as
+:attr:`PersonDetection.motion`, for the crop and the person mask to follow
+(:class:`engine.inputs.person_crop.PersonCrop`).
+
+With ``stabilize=False``, a :class:`engine.perception.one_euro.OneEuroFilter` per coordinate, on
 coordinates divided by the frame height (so ``beta`` does not depend on the resolution), driven
 by the caller's timestamps; a keypoint that goes missing restarts its track when it comes back, a
-frame with no person or a new frame size restarts all of them. mediapipe's own landmark
-smoothing is off (``smooth_landmarks=False``) so the two do not stack; its mask smoothing (a blend
-with the previous mask) follows ``smoothing``. The defaults (``min_cutoff`` 1 Hz, ``beta`` 10 per
-frame-height/s) were chosen on the bundled clip, whose true motion is known
-(:func:`engine.sample_media.sample_clip_camera`); the jitter and drift they give, and the
-alternatives tried, are in ``bench/results/design-measurements.md``.
+frame with no person or a new frame size restarts all of them. The One Euro defaults
+(``min_cutoff`` 1 Hz, ``beta`` 10 per frame-height/s) were chosen on the bundled clip, whose true
+motion is known (:func:`engine.sample_media.sample_clip_camera`); the jitter and drift they give,
+and the alternatives tried, are in ``bench/results/design-measurements.md``. It follows the
+pose model's slow drift, which the stabilizer does not. mediapipe's own landmark smoothing is off
+(``smooth_landmarks=False``) either way; its mask smoothing option (``smooth_segmentation``)
+follows ``smoothing`` but changes nothing in mediapipe 0.10.21's pose graph (the masks are
+identical bit for bit); the mask is smoothed along the image motion at crop size instead
+(:meth:`engine.inputs.person_crop.PersonCrop.crop_mask`).
 
 **Downscaling** (``pose_max_height``, default 256): frames taller than that go to the graphs
 downscaled by an integer factor (640 x 480 -> 320 x 240). The landmark model sees a 256 x 256 crop
@@ -59,6 +82,7 @@ import numpy as np
 from engine.errors import BackendUnavailableError, InputError, ModelLoadError
 from engine.keypoints import CONFIDENCE_MIN, KEYPOINT_INDEX, NUM_KEYPOINTS
 from engine.perception.frame_check import check_frame, check_timestamp
+from engine.perception.motion_stabilizer import MotionStabilizer
 from engine.perception.one_euro import DEFAULT_DT_S, OneEuroFilter
 from engine.perception.subject import SubjectChooser, subject_region
 
@@ -110,14 +134,20 @@ class PersonDetection:
             (no person with ``segmentation="pose"``, or ``segmentation="none"``). A fresh array
             the caller owns.
         timings: milliseconds per stage: ``"pose"`` (the mediapipe pose graph, including the mask
-            head with ``segmentation="pose"``), ``"segmentation"`` (the selfie graph with
-            ``"selfie"``; otherwise only copying the mask out), ``"smoothing"`` (landmark mapping
-            and One Euro filter).
+            head with ``segmentation="pose"``, twice on a track's first frame when stabilizing),
+            ``"segmentation"`` (the selfie graph with ``"selfie"``; otherwise only copying the
+            mask out and upsampling it), ``"smoothing"`` (landmark mapping and the stabilizer or
+            the One Euro filter).
+        motion: ``(2, 3)`` float64 image motion of the person's torso from the previous frame to
+            this one, frame pixels (a point ``q`` moves to ``motion[:, :2] @ q + motion[:, 2]``),
+            or ``None`` (not stabilizing, no person, the first frame of a track, or no
+            consistent motion found).
     """
 
     keypoints: np.ndarray | None
     person_mask: np.ndarray | None
     timings: dict[str, float] = field(default_factory=dict)
+    motion: np.ndarray | None = None
 
     @property
     def person_found(self) -> bool:
@@ -175,7 +205,7 @@ class PersonDetector:
     ``with`` block) frees the graphs. Not thread-safe: one tracker per thread.
 
     Args:
-        smoothing: One Euro filtering of the keypoints (and mediapipe's mask smoothing).
+        smoothing: smooth the keypoints over time (see ``stabilize``).
         model_complexity: mediapipe pose model, 0 (lite), 1 (full) or 2 (heavy); only 1 ships in
             the mediapipe wheel.
         segmentation: ``"pose"`` (the pose graph's mask, the cheapest), ``"selfie"`` (a separate
@@ -183,9 +213,9 @@ class PersonDetector:
         min_detection_confidence: mediapipe's person-detection threshold, in [0, 1].
         min_tracking_confidence: mediapipe's threshold below which tracking is considered lost
             and the detector runs again, in [0, 1].
-        min_cutoff: One Euro cutoff at rest, Hz (> 0).
-        beta: One Euro speed coefficient, per (frame heights / s) (>= 0).
-        d_cutoff: One Euro cutoff of the speed estimate, Hz (> 0).
+        min_cutoff: One Euro cutoff at rest, Hz (> 0; ``stabilize=False``).
+        beta: One Euro speed coefficient, per (frame heights / s) (>= 0; ``stabilize=False``).
+        d_cutoff: One Euro cutoff of the speed estimate, Hz (> 0; ``stabilize=False``).
         pose_max_height: frames taller than this many pixels are downscaled by the smallest
             integer factor that brings them to at most this height (area filter when the factor
             divides both sides, bilinear otherwise; 640 x 480 -> 320 x 240 with the default)
@@ -194,6 +224,11 @@ class PersonDetector:
             frame's size. ``None``: always the full frame. See the module docstring for the cost.
         choose_subject: with several people in view, dress the one nearest the camera and the
             centre and stay on them (mediapipe's face detector; :mod:`engine.perception.subject`).
+        stabilize: with ``smoothing``, image-based stabilization
+            (:class:`~engine.perception.motion_stabilizer.MotionStabilizer`: keypoints move with
+            the person's pixels, the pose model corrects them beyond its noise) instead of the
+            One Euro filter (``min_cutoff``, ``beta`` and ``d_cutoff`` then apply). See the
+            module docstring: what is tracked, the bands and gains, when it resets.
 
     Raises:
         InputError: an argument is invalid (checked before anything is built).
@@ -214,6 +249,7 @@ class PersonDetector:
         d_cutoff: float = DEFAULT_D_CUTOFF,
         pose_max_height: int | None = DEFAULT_POSE_MAX_HEIGHT,
         choose_subject: bool = True,
+        stabilize: bool = True,
     ) -> None:
         if not isinstance(smoothing, bool):
             raise InputError("smoothing", "True or False", smoothing)
@@ -252,6 +288,10 @@ class PersonDetector:
         self.segmentation = segmentation
         self.pose_max_height = None if pose_max_height is None else int(pose_max_height)
         self._filter = filt
+        if not isinstance(stabilize, bool):
+            raise InputError("stabilize", "True or False", stabilize)
+        self.stabilize = stabilize
+        self._stabilizer = MotionStabilizer() if smoothing and stabilize else None
         if not isinstance(choose_subject, bool):
             raise InputError("choose_subject", "True or False", choose_subject)
         self.choose_subject = choose_subject
@@ -272,6 +312,7 @@ class PersonDetector:
         self._build_graphs()
         self._size: tuple[int, int] | None = None
         self._last_t: float | None = None
+        self._tracking = False  # the previous frame had a pose
         self._closed = False
 
     def _build_graphs(self) -> None:
@@ -316,8 +357,11 @@ class PersonDetector:
             self._selfie.reset()
         self._chooser.reset()
         self._filter.reset()
+        if self._stabilizer is not None:
+            self._stabilizer.reset()
         self._size = None
         self._last_t = None
+        self._tracking = False
 
     def close(self) -> None:
         """Free the mediapipe graphs. Idempotent; the tracker cannot be used afterwards."""
@@ -406,18 +450,19 @@ class PersonDetector:
             rgb = self._isolate_subject(rgb)
             timings["subject"] = (time.perf_counter() - t_faces) * 1e3
         result = self._pose.process(rgb)
+        if self._stabilizer is not None and not self._tracking and result.pose_landmarks:
+            result = self._pose.process(rgb)  # a new track: again, from the landmarks' region
+        self._tracking = result.pose_landmarks is not None
         timings["pose"] = (time.perf_counter() - start) * 1e3
 
         start = time.perf_counter()
-        mask = None
+        mask = None  # (h, w) at the graphs' size until upsampled below
         if self._selfie is not None:
             mask = self._selfie.process(rgb).segmentation_mask
         elif self.segmentation == "pose":
             mask = result.segmentation_mask
-        if mask is not None and mask.shape != (height, width):
-            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)  # (H, W)
-        elif mask is not None:  # mediapipe's array views graph memory: copy it out
-            mask = np.array(mask, dtype=np.float32, copy=True)  # (H, W)
+        if mask is not None:  # mediapipe's array views graph memory: copy it out
+            mask = np.array(mask, dtype=np.float32, copy=True)
         timings["segmentation"] = (time.perf_counter() - start) * 1e3
 
         start = time.perf_counter()
@@ -427,11 +472,23 @@ class PersonDetector:
                 [(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], np.float32
             )  # (33, 3)
             keypoints = blazepose_to_openpose(lm, height, width)  # (18, 3)
-            if self.smoothing:
+            if self._stabilizer is not None:
+                keypoints = self._stabilizer(frame, keypoints, t, mask)
+                shoulders = keypoints[[_OPENPOSE_RS, _OPENPOSE_LS], :2]
+                keypoints[_NECK, :2] = shoulders.mean(axis=0)  # the neck rule, on stabilized ones
+            elif self.smoothing:
                 present = keypoints[:, 2] >= CONFIDENCE_MIN  # (18,)
                 xy = self._filter(keypoints[:, :2] / height, t, present)  # frame heights
                 keypoints[:, :2] = xy * height
+        elif self._stabilizer is not None:
+            self._stabilizer(frame, None, t)
         elif self.smoothing:  # no person: every track restarts when one is found again
             self._filter(np.zeros((NUM_KEYPOINTS, 2), np.float32), t, np.zeros(NUM_KEYPOINTS, bool))
         timings["smoothing"] = (time.perf_counter() - start) * 1e3
-        return PersonDetection(keypoints=keypoints, person_mask=mask, timings=timings)
+
+        start = time.perf_counter()
+        if mask is not None and mask.shape != (height, width):
+            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)  # (H, W)
+        timings["segmentation"] += (time.perf_counter() - start) * 1e3
+        motion = None if self._stabilizer is None else self._stabilizer.motion
+        return PersonDetection(keypoints, mask, timings, motion)

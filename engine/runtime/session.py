@@ -3,9 +3,9 @@
 Per frame, the stages of :mod:`engine.runtime.stages`, each timed in ``result.timings`` in
 milliseconds::
 
-    pose, segmentation  mediapipe pose (33 landmarks -> the 18 OpenPose keypoints, One Euro
-                        smoothed) and person segmentation on the full frame
-                        (engine.perception.person_detector)
+    pose, segmentation  mediapipe pose (33 landmarks -> the 18 OpenPose keypoints) and person
+                        segmentation on the full frame, stabilized on the image motion
+                        (engine.perception.person_detector, .motion_stabilizer)
     crop                the box around the person, framed like the training data and smoothed
                         over time (engine.inputs.person_crop), cut out and resized to model size
     inputs              try-on region, background, warped garment, pose maps at model size

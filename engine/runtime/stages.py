@@ -128,6 +128,11 @@ class BuildInputs:
     Keeps the "person lost" flag: the first usable frame after a loss (or after
     :meth:`restart`) is marked ``restart``, so the generator's window starts over there.
 
+    The crop box and the person mask are smoothed over the stream by ``crop``, along the image
+    motion the detector reports (``detection.motion``, previous -> this frame; ``None`` or absent:
+    no motion): the box moves with the person instead of lagging it, and the mask's edge flicker
+    (which would move the garment's measured outline) averages out.
+
     Args:
         crop: the crop placement and its smoothing (:class:`~engine.inputs.person_crop.PersonCrop`).
         garment: returns the current garment (None before one is set); read once per frame, so
@@ -147,7 +152,8 @@ class BuildInputs:
     def __call__(self, work: FrameWork, detection) -> FrameWork:
         frame, timings = work.frame, work.timings
         t0 = time.perf_counter()
-        box = self.crop.place(detection.keypoints) if detection.person_found else None
+        motion = getattr(detection, "motion", None)  # image motion, when the detector has it
+        box = self.crop.place(detection.keypoints, motion) if detection.person_found else None
         garment = self.garment()
         if box is None or garment is None:
             self.restart()
@@ -156,7 +162,9 @@ class BuildInputs:
         keypoints = torch.from_numpy(box.keypoints_to_crop(detection.keypoints))[None]
         mask = None
         if detection.person_mask is not None:
-            person = self.crop.crop(detection.person_mask, box, interpolation=cv2.INTER_LINEAR)
+            person = self.crop.crop_mask(
+                detection.person_mask, box, motion, interpolation=cv2.INTER_LINEAR
+            )  # smoothed
             mask = torch.from_numpy(person)[None, None]
         frames = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
         t1 = time.perf_counter()

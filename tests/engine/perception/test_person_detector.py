@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import cv2
 import mediapipe
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from engine.perception.person_detector import (
     PersonDetector,
     blazepose_to_openpose,
 )
-from engine.sample_media import CLIP_FPS, read_sample_clip, sample_clip_camera
+from engine.sample_media import CLIP_FPS, read_sample_clip, sample_clip_camera, sample_source_path
 
 H, W = 480, 640
 # Where mediapipe puts her shoulders in the (static) source photo, in its pixels.
@@ -110,6 +111,49 @@ def test_smoothing_reduces_jitter(raw, smooth):
     # Measured on the bundled clip: 6.4 px raw, 2.1 px smoothed (the true camera path's own
     # second difference is 0.4 px).
     assert _jitter(smooth) < 0.5 * _jitter(raw)
+
+
+def test_stabilized_keypoints_stay_on_the_body_and_report_the_motion(clip, smooth):
+    # The clip is a still photograph: in its pixels the stabilized keypoints should not move.
+    cams = sample_clip_camera()
+    sel = [K["neck"], K["right_shoulder"], K["left_shoulder"], K["nose"]]
+    back = []
+    for d, cam in zip(smooth, cams, strict=True):
+        inverse = cv2.invertAffineTransform(cam)
+        back.append(d.keypoints[sel, :2] @ inverse[:, :2].T + inverse[:, 2])
+    spread = np.stack(back).std(axis=0).max()
+    assert spread < 3.0  # photo px; measured 1.0 (One Euro: 9.6)
+    for prev, cur, d in zip(cams, cams[1:], smooth[1:], strict=False):
+        assert d.motion is not None and d.motion.shape == (2, 3)
+        true = (np.vstack([cur, [0, 0, 1]]) @ np.linalg.inv(np.vstack([prev, [0, 0, 1]])))[:2]
+        q = smooth[0].keypoints[K["neck"], :2]
+        assert np.abs(d.motion @ [*q, 1.0] - true @ [*q, 1.0]).max() < 1.0  # measured 0.25
+
+
+def test_a_person_moved_by_40_px_is_followed_at_once():
+    photo = cv2.cvtColor(cv2.imread(str(sample_source_path())), cv2.COLOR_BGR2RGB)
+    base = sample_clip_camera()[0]
+    rng = np.random.default_rng(0)
+    shifts = [min(max(i - 6, 0), 4) * np.array([10.0, 3.0]) for i in range(14)]  # 40 px in 4
+    frames = []
+    for shift in shifts:
+        cam = base.copy()
+        cam[:, 2] += shift
+        img = cv2.warpAffine(photo, cam, (W, H), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REFLECT101).astype(np.float32)  # fmt: skip
+        img += rng.normal(0.0, 2.0, img.shape).astype(np.float32)
+        frames.append(np.clip(img + 0.5, 0, 255).astype(np.uint8))
+    run = _track(frames)
+    sel = [K["neck"], K["right_shoulder"], K["left_shoulder"], K["nose"]]
+    start = run[0].keypoints[sel, :2]
+    for d, shift in zip(run, shifts, strict=True):  # measured <= 0.5 px (One Euro: 13 px)
+        assert np.abs(d.keypoints[sel, :2] - (start + shift)).max() < 3.0
+
+
+def test_one_euro_without_stabilization(clip):
+    with PersonDetector(stabilize=False) as tracker:
+        d = tracker(clip[0], 0.0)
+    assert d.person_found and d.motion is None
 
 
 def test_downscaled_and_full_size_inputs_agree(clip, smooth):
@@ -230,6 +274,7 @@ def test_bad_timestamps_raise(tracker, timestamp):
         ({"d_cutoff": None}, "d_cutoff"),
         ({"pose_max_height": 8}, "pose_max_height"),
         ({"pose_max_height": 256.0}, "pose_max_height"),
+        ({"stabilize": "yes"}, "stabilize"),
     ],
 )
 def test_bad_arguments_raise(kwargs, argument):
