@@ -371,6 +371,11 @@ half-hidden elbow whose confidence flickers around the detection threshold would
 switch the sleeve targets on and off from frame to frame (the sleeves flare and fold)."""
 SLEEVE_EASE = 1.15
 """A sleeve's width over the measured upper arm width."""
+SLEEVE_MIN_ANGLE_DEG = 25.0
+"""Smallest angle between a sleeve and the body's down axis, outwards. An arm hanging closer to
+the body (or in front of it) would lay the sleeve's inner edge over the garment's own side seam:
+two parts of the garment on the same body pixels, which the thin-plate spline can only fold. The
+sleeve then flares out at this angle from the shoulder, as a loose sleeve does."""
 
 
 def _outline_targets(bf, outline: BodyOutline, sleeve_fraction: float, device) -> torch.Tensor:
@@ -447,7 +452,8 @@ def fit_points(
       folding between the side seams);
     * sleeves (when the garment has one, :func:`warp_garment`'s rule, and the elbow is found):
       the garment's sleeve axis, root (shoulder/armpit midpoint) -> sleeve landmark, maps onto
-      the arm path body root -> elbow -> wrist (the wrist only when found) with length
+      the arm path body root -> elbow -> wrist (the wrist only when found; an upper arm
+      hanging closer to the body than :data:`SLEEVE_MIN_ANGLE_DEG` is flared out to it) with length
       ``L = (garment sleeve length / garment shoulder-to-hem length) * body shoulder-to-hip
       length`` (the body length is ``1.35 sw`` when a hip is missing), clamped to the path's
       length: a short sleeve stops part-way down the upper arm, a long one bends at the elbow
@@ -484,6 +490,7 @@ def fit_points(
     bf = body_frame(kp[None], height)
     sw = float(bf.shoulder_width[0])
     u = bf.across[0].double().numpy()
+    down = bf.down[0].double().numpy()
     src, tgt = [], []
     use = (conf > 0).numpy()
     use[[_VR, _VL]] = False  # the sleeve chains below replace the sleeve ends
@@ -523,7 +530,8 @@ def fit_points(
         g_sleeve = float(np.linalg.norm(g_vec))
         g_dir = g_vec / max(g_sleeve, 1e-9)
         b_root = 0.5 * (tg[s] + tg[a])
-        path = [b_root, elbows[side]]
+        outward = -u if side == 0 else u  # across runs right shoulder -> left shoulder
+        path = [b_root, _flared_elbow(b_root, elbows[side], down, outward)]
         if present[wrist_idx[side]]:
             path.append(kp[wrist_idx[side], :2].double().numpy())
         else:  # wrist not found (often out of frame): the forearm continues the upper arm
@@ -566,6 +574,22 @@ def fit_points(
             tgt += [point - half_b * b_n, point + half_b * b_n]
     to = lambda pts: torch.from_numpy(np.asarray(pts, dtype=np.float32).reshape(-1, 2))  # noqa: E731
     return to(src), to(tgt)
+
+
+def _flared_elbow(
+    root: np.ndarray, elbow: np.ndarray, down: np.ndarray, outward: np.ndarray
+) -> np.ndarray:
+    """``elbow``, or where it would be if the upper arm ``root -> elbow`` made at least
+    :data:`SLEEVE_MIN_ANGLE_DEG` with ``down`` towards ``outward`` (same length)."""
+    arm = elbow - root
+    length = float(np.linalg.norm(arm))
+    if length < 1e-9:
+        return elbow
+    angle = math.atan2(float(arm @ outward), float(arm @ down))  # 0: straight down, > 0: out
+    least = math.radians(SLEEVE_MIN_ANGLE_DEG)
+    if angle >= least or angle < -math.pi / 2:  # out far enough, or raised across the head
+        return elbow
+    return root + length * (math.cos(least) * down + math.sin(least) * outward)
 
 
 def _tps_kernel(r2: torch.Tensor) -> torch.Tensor:

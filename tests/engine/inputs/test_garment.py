@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import engine.inputs.garment as garment_module
 from engine.errors import InputError
 from engine.inputs.garment import (
     GARMENT_POINTS,
@@ -243,3 +244,58 @@ def test_bad_input_raises(call, argument):
     with pytest.raises(InputError) as info:
         call()
     assert info.value.argument == argument
+
+
+def _hanging_arms_body(elbow_dx: int):
+    """A 256 x 192 person, arms hanging ``elbow_dx`` px out from the shoulders (negative: in
+    front of the torso): grey frame, (18, 3) keypoints, (1, 1, H, W) silhouette."""
+    from engine.keypoints import KEYPOINT_INDEX
+
+    pts = {"nose": (96, 40), "neck": (96, 66), "right_eye": (90, 34), "left_eye": (102, 34),
+           "right_shoulder": (66, 70), "left_shoulder": (126, 70),
+           "right_elbow": (66 - elbow_dx, 130), "left_elbow": (126 + elbow_dx, 130),
+           "right_wrist": (66 - elbow_dx, 185), "left_wrist": (126 + elbow_dx, 185),
+           "right_hip": (76, 175), "left_hip": (116, 175)}  # fmt: skip
+    kp = torch.zeros(18, 3)
+    for name, (x, y) in pts.items():
+        kp[KEYPOINT_INDEX[name]] = torch.tensor([x, y, 1.0])
+    mask = np.zeros((256, 192), np.uint8)
+    cv2.fillPoly(mask, [np.array([[62, 68], [130, 68], [122, 180], [70, 180]], np.int32)], 1)
+    for side in ("right", "left"):
+        s, e, w = (pts[f"{side}_{j}"] for j in ("shoulder", "elbow", "wrist"))
+        cv2.line(mask, s, e, 1, 18)
+        cv2.line(mask, e, w, 1, 14)
+    cv2.circle(mask, pts["nose"], 18, 1, -1)
+    cv2.rectangle(mask, (86, 50), (106, 70), 1, -1)
+    person = torch.from_numpy(mask.astype(np.float32))[None, None]
+    return torch.full((1, 3, 256, 192), 0.5), kp, person
+
+
+def _folded_fraction(elbow_dx: int) -> float:
+    """Fraction of the warped garment's pixels (alpha > 0.5, eroded) where the thin-plate warp
+    folds over (its Jacobian determinant is not positive)."""
+    from engine.inputs.frame_inputs import frame_inputs
+    from engine.inputs.garment_image import load_garment_image
+    from engine.sample_media import read_sample_garment
+
+    garment = load_garment_image(read_sample_garment())
+    frame, kp, person = _hanging_arms_body(elbow_dx)
+    out = frame_inputs(frame, kp[None], garment.rgba, garment_points=garment.points,
+                       person_mask=person)  # fmt: skip
+    grid = out["garment_grid"][0].numpy().astype(np.float64)
+    (gx_r, gx_c), (gy_r, gy_c) = np.gradient(grid[..., 0]), np.gradient(grid[..., 1])
+    det = gx_c * gy_r - gx_r * gy_c
+    alpha = (out["cloth"][0, 3].numpy() > 0.5).astype(np.uint8)
+    inside = cv2.erode(alpha, np.ones((5, 5), np.uint8)).astype(bool)
+    assert inside.sum() > 3000  # the garment is on the body
+    return float((det[inside] <= 0).mean())
+
+
+@pytest.mark.parametrize("elbow_dx", [-8, 0, 5])
+def test_sleeves_of_hanging_arms_flare_instead_of_folding(elbow_dx, monkeypatch):
+    # An arm hanging along the body (or in front of it) would put the sleeve's inner edge on
+    # the garment's own side seam; the sleeve flares out at SLEEVE_MIN_ANGLE_DEG instead.
+    flared = _folded_fraction(elbow_dx)
+    monkeypatch.setattr(garment_module, "SLEEVE_MIN_ANGLE_DEG", 0.0)
+    along_the_arm = _folded_fraction(elbow_dx)
+    assert flared < 0.003 and along_the_arm > 3 * max(flared, 0.002), (flared, along_the_arm)
