@@ -92,6 +92,7 @@ __all__ = [
     "DEFAULT_D_CUTOFF",
     "DEFAULT_MIN_CUTOFF",
     "DEFAULT_POSE_MAX_HEIGHT",
+    "FACE_EVERY",
     "PersonDetection",
     "PersonDetector",
     "SEGMENTATION_MODES",
@@ -114,6 +115,8 @@ DEFAULT_D_CUTOFF = 1.0
 """One Euro cutoff of the speed estimate, Hz."""
 DEFAULT_POSE_MAX_HEIGHT = 256
 """Frames taller than this (pixels) are downscaled before the mediapipe graphs."""
+FACE_EVERY = 3
+"""While the subject is the only face seen, face detection runs on one frame in this many."""
 
 SEGMENTATION_MODES = ("pose", "selfie", "none")
 _POSE_MODELS = {
@@ -296,6 +299,7 @@ class PersonDetector:
             raise InputError("choose_subject", "True or False", choose_subject)
         self.choose_subject = choose_subject
         self._chooser = SubjectChooser()
+        self._alone_for: int | None = None  # frames since a face detection saw the subject alone
         self._faces: Any = None
         self._graph_options = dict(
             static_image_mode=False,
@@ -356,6 +360,7 @@ class PersonDetector:
         if self._selfie is not None:
             self._selfie.reset()
         self._chooser.reset()
+        self._alone_for = None
         self._filter.reset()
         if self._stabilizer is not None:
             self._stabilizer.reset()
@@ -381,7 +386,16 @@ class PersonDetector:
 
     def _isolate_subject(self, rgb: np.ndarray) -> np.ndarray:
         """``rgb`` with everyone but the chosen subject greyed out (see
-        :mod:`engine.perception.subject`); unchanged with one face or none."""
+        :mod:`engine.perception.subject`); unchanged with one face or none.
+
+        While the last face detection saw exactly the subject and nobody else, the detector runs
+        on one frame in :data:`FACE_EVERY` only (the frame is used as is in between, which is
+        what one face gives anyway): someone stepping in is greyed out from the next detection
+        on, at most ``FACE_EVERY - 1`` frames late, and cannot take over the subject meanwhile
+        (mediapipe's pose graph keeps to the person it tracks)."""
+        if self._alone_for is not None and 0 < self._alone_for < FACE_EVERY:
+            self._alone_for += 1
+            return rgb
         h, w = rgb.shape[:2]
         found = self._faces.process(rgb).detections or []
         boxes = []
@@ -390,6 +404,7 @@ class PersonDetector:
             x0, y0 = rel.xmin * w, rel.ymin * h
             boxes.append((x0, y0, x0 + rel.width * w, y0 + rel.height * h))
         face = self._chooser(boxes, h, w)
+        self._alone_for = 1 if len(boxes) == 1 and face is not None else None
         if face is None:
             face = self._chooser.subject  # out of sight for a moment: keep its region
         if face is None or len(boxes) < 2 and self._chooser.missed == 0:
@@ -444,6 +459,7 @@ class PersonDetector:
             rgb = np.ascontiguousarray(frame)  # (H, W, 3) uint8
         if self._graph_size is not None and self._graph_size != rgb.shape[:2]:
             self._build_graphs()  # a new frame size: the old graphs would fail on it
+            self._alone_for = None
         self._graph_size = rgb.shape[:2]
         if self._faces is not None:
             t_faces = time.perf_counter()

@@ -15,6 +15,8 @@ the faces mediapipe's bundled face detector sees:
   region (:func:`subject_region`: a column around the face, five face widths wide, from a face
   height above it to the frame bottom) filled with grey, so the frame size never changes and
   nobody else can be picked up. With one face or none, the frame is used as is.
+- **cost**: while the subject is the only face seen, the detector looks for faces on one frame
+  in :data:`engine.perception.person_detector.FACE_EVERY` only.
 
 Boxes are ``(x0, y0, x1, y1)`` in pixels of the frame the faces were found on.
 """

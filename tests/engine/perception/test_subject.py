@@ -66,3 +66,24 @@ def test_two_people_the_near_one_is_dressed_and_the_choice_holds():
     noses = _noses(choose_subject=True)
     assert (noses[:, 0] < 400).all(), noses  # the near person, every frame
     assert np.ptp(noses[:, 0]) < 20, noses  # and it does not jump between people
+
+
+def _face_runs(frames: list[np.ndarray]) -> int:
+    """How many of ``frames`` the detector ran face detection on."""
+    with PersonDetector() as detector:
+        faces, calls = detector._faces, []
+        process = faces.process
+        faces.process = lambda rgb: calls.append(1) or process(rgb)
+        for i, frame in enumerate(frames):
+            assert detector(frame, i / 24).person_found
+    return len(calls)
+
+
+def test_face_detection_thins_out_while_the_subject_is_alone():
+    from engine.perception.person_detector import FACE_EVERY
+
+    photo = cv2.cvtColor(cv2.imread(str(sample_source_path())), cv2.COLOR_BGR2RGB)
+    alone = [cv2.resize(photo, (640, 480))] * 7
+    assert _face_runs(alone) == len(range(0, 7, FACE_EVERY)) < 7  # frames 0, 3, 6
+    two = [_two_people(430 - i) for i in range(4)]
+    assert _face_runs(two) == 4  # several faces: every frame, the region follows the subject
