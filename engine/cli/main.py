@@ -7,8 +7,9 @@ Verbs:
     tryon doctor [--json]          report the install (torch/CUDA, Triton, TensorRT, onnxruntime)
     tryon aot [--cc ...] [--json]  compile every Triton kernel for GPUs (PTX + cubin, no GPU needed)
     tryon bench [--report] [--quick]   run `pytest bench/`; --report: bench/results/<machine>.*
-    tryon train --config lite --steps N --out DIR   train a generator on synthetic clips
-    tryon eval --model demo [--json]                score a generator on held-out clips
+    tryon train --config lite --steps N --out DIR [--fit outline|keypoints] [--init demo|FILE]
+                                   train (or fine-tune) a generator on synthetic clips
+    tryon eval --model demo [--fit outline|keypoints] [--json]   score it on held-out clips
     tryon serve [--host H] [--port P] [--token T] [--max-sessions N]   try-on in the browser
                 [--cluster [ADDRESS] [--workers N] [--streams-per-worker S] [--reopen]]
                                    ... with the peers' streams on Ray stream workers
@@ -136,7 +137,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(model=args.config, steps=args.steps, batch=args.batch, pool=args.pool,
                       lr=args.lr, seed=args.seed, temporal_weight=args.temporal_weight,
-                      init=args.init)  # fmt: skip
+                      init=args.init, fit=args.fit)  # fmt: skip
     train(cfg, args.out)
     return 0
 
@@ -146,7 +147,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from engine.training.evaluate import evaluate
 
     model = load_generator(args.model)
-    results = evaluate(model, clips=args.clips)
+    results = evaluate(model, clips=args.clips, fit=args.fit)
     if args.json:
         print(json.dumps(results))
         return 0
@@ -308,7 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--temporal-weight", type=float, default=0.5,
                        help="weight of the temporal-consistency loss term (0: off)")  # fmt: skip
     train.add_argument("--init", default=None,
-                       help="weights to fine-tune from (new layers start fresh)")  # fmt: skip
+                       help="weights to fine-tune from: 'demo' or a weights file (new layers "
+                       "start fresh)")  # fmt: skip
+    train.add_argument("--fit", choices=["outline", "keypoints"], default="keypoints",
+                       help="garment fit of the inputs: keypoints (skeleton anchors; the "
+                       "demo's) or outline (the runtime's: seams on the silhouette)")  # fmt: skip
     train.set_defaults(run=_cmd_train)
 
     evaluate = verbs.add_parser(
@@ -316,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--model", default="demo", help="'demo' or a weights file")
     evaluate.add_argument("--clips", type=int, default=16, help="held-out clips to score")
+    evaluate.add_argument("--fit", choices=["outline", "keypoints"], default="keypoints",
+                          help="garment fit of the clips' inputs: keypoints (skeleton anchors; "
+                          "the demo's) or outline (the runtime's)")  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print one JSON line")
     evaluate.set_defaults(run=_cmd_eval)
 

@@ -1,10 +1,12 @@
 """Training the MPDT generator on synthetic clips (``tryon train``).
 
 Data: a pool of synthetic clips (:mod:`engine.training.synthetic`, training seeds only), turned
-into the
-generator's inputs by the same code the runtime uses (:mod:`engine.inputs.frame_inputs`); each step
-samples ``batch`` clips from the pool with a seeded generator. (No flip augmentation: a mirrored
-pose map would put the right shoulder's channel on the left side.)
+into the generator's inputs by the same code the runtime uses (:mod:`engine.inputs.frame_inputs`)
+with garment fit ``fit``: ``"outline"`` (what the runtime feeds the generator) or ``"keypoints"``
+(the skeleton-anchor warp the demo was trained on; the default, shared with the evaluation:
+:data:`engine.training.evaluate.DEFAULT_FIT`); each step samples ``batch`` clips from the pool
+with a seeded generator. (No flip augmentation: a mirrored pose map would put the right shoulder's
+channel on the left side.)
 
 Loss (the MPDT design: L1 whole frame + L1 try-on region + perceptual + adversarial; we keep the
 first
@@ -22,8 +24,9 @@ between the output's and the ground truth's frame-to-frame changes inside the tr
 
 Adam (lr 2e-3, cosine decay to 5 % with a short warm-up), fp32, seeded; a checkpoint
 (``checkpoint.pt``: model + optimizer + step, loaded with ``weights_only=True``) every
-``checkpoint_every`` steps makes runs resumable; the final weights go to
-``generator.safetensors``.
+``checkpoint_every`` steps makes runs resumable (a checkpoint remembers its fit: resuming with
+another one raises); the final weights go to ``generator.safetensors``. ``init`` starts a run
+from existing weights (``"demo"`` or a file): fine-tuning, e.g. the demo on the outline fit.
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ import torch.nn.functional as F
 
 from engine.errors import InputError
 from engine.inputs.frame_inputs import clip_inputs
-from engine.model.mpdt_generator import MPDTConfig, MPDTGenerator
-from engine.model.weights import save_generator
+from engine.model.mpdt_generator import INPUT_NAMES, MPDTConfig, MPDTGenerator
+from engine.model.weights import BUNDLED, bundled_path, save_generator
+from engine.training.evaluate import DEFAULT_FIT, check_fit
 from engine.training.synthetic import clip_seeds, make_clip
 
 __all__ = ["TrainConfig", "tryon_loss", "make_pool", "train"]
@@ -64,7 +68,8 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 100
     temporal_weight: float = TEMPORAL_WEIGHT
-    init: str | None = None  # weights to start from (fine-tuning); new layers keep their init
+    init: str | None = None  # weights to start from (fine-tuning): "demo" or a weights file
+    fit: str = DEFAULT_FIT  # garment fit of the inputs (engine.inputs.frame_inputs.FITS)
 
 
 def _sobel(x: torch.Tensor) -> torch.Tensor:
@@ -105,14 +110,21 @@ def tryon_loss(
 
 
 def make_pool(
-    config: MPDTConfig, seeds: list[int], progress: Callable | None = None
+    config: MPDTConfig,
+    seeds: list[int],
+    progress: Callable | None = None,
+    *,
+    fit: str = DEFAULT_FIT,
 ) -> list[dict[str, torch.Tensor]]:
-    """Generator inputs + target for each seed: dicts of (T, C, H, W) tensors (``target`` and
-    ``region`` included)."""
+    """Generator inputs (garment fit ``fit``) + target for each seed: dicts of (T, C, H, W)
+    tensors, the generator's inputs, ``target`` and ``region``."""
+    fit = check_fit(fit)
+    keep = (*INPUT_NAMES, "region")
     pool = []
     for seed in seeds:
         clip = make_clip(seed, frames=config.frames, height=config.height, width=config.width)
-        sample = clip_inputs(clip)
+        inputs = clip_inputs(clip, fit=fit)
+        sample = {key: inputs[key] for key in keep}
         sample["target"] = clip.frames
         pool.append(sample)
         if progress is not None:
@@ -134,9 +146,13 @@ def _lr(step: int, total: int, base: float) -> float:
 
 
 def _load_init(model: MPDTGenerator, path: str) -> str:
-    """Load the tensors of weights file ``path`` that ``model`` has; ``model``'s layers the
-    file lacks keep their initialization. Returns what was kept."""
+    """Load the tensors of weights file ``path`` (or of a bundled model: ``"demo"``) that
+    ``model`` has; ``model``'s layers the file lacks keep their initialization. Returns what was
+    kept."""
     from safetensors import SafetensorError, safe_open
+
+    if path in BUNDLED:
+        path = str(bundled_path(path))
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -158,6 +174,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log: Callable[[str], None] =
 
     if cfg.steps < 1 or cfg.batch < 1 or cfg.pool < 1:
         raise InputError("steps/batch/pool", "ints >= 1", (cfg.steps, cfg.batch, cfg.pool))
+    check_fit(cfg.fit)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -170,13 +187,17 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log: Callable[[str], None] =
     checkpoint = out_dir / "checkpoint.pt"
     if checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=True)
+        saved_fit = state.get("fit", "keypoints")  # checkpoints from before the option: keypoints
+        if saved_fit != cfg.fit:
+            raise InputError("fit", f"{saved_fit!r}, the fit of {checkpoint}", cfg.fit)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
         log(f"resuming from step {start} ({checkpoint})")
 
     with tqdm(total=cfg.pool, desc="synthetic clips", unit="clip", leave=False) as bar:
-        pool = make_pool(model_cfg, clip_seeds("train", cfg.pool), progress=lambda: bar.update())
+        pool = make_pool(model_cfg, clip_seeds("train", cfg.pool), progress=lambda: bar.update(),
+                         fit=cfg.fit)  # fmt: skip
     rng = torch.Generator().manual_seed(cfg.seed)
     for _ in range(start):  # replay the sampler so a resumed run sees the same batches
         _batch(pool, rng, cfg.batch)
@@ -205,12 +226,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log: Callable[[str], None] =
             bar.set_postfix(loss=f"{losses['total'].item():.4f}")
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "step": step + 1}  # fmt: skip
+                         "step": step + 1, "fit": cfg.fit}  # fmt: skip
                 torch.save(state, checkpoint)
     minutes = (time.perf_counter() - t0) / 60
     notes = (
         f"preset={cfg.model} steps={cfg.steps} batch={cfg.batch} pool={cfg.pool} seed={cfg.seed} "
-        f"temporal_weight={cfg.temporal_weight}" + (f" init={cfg.init}" if cfg.init else "")
+        f"temporal_weight={cfg.temporal_weight} fit={cfg.fit}"
+        + (f" init={cfg.init}" if cfg.init else "")
     )
     path = save_generator(model, out_dir / "generator.safetensors", notes=notes)
     log(f"trained {cfg.steps - start} steps in {minutes:.1f} min -> {path}")

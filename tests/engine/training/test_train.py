@@ -3,6 +3,7 @@ import torch
 from safetensors.torch import load_file
 
 import engine.training.train
+from engine.errors import InputError
 from engine.model.weights import load_generator
 from engine.training.train import TrainConfig, train
 
@@ -55,3 +56,49 @@ def test_temporal_term_counts_only_unexplained_change():
     off = tryon_loss(popping, gt, region, temporal_weight=0.0)
     on = tryon_loss(popping, gt, region, temporal_weight=1.0)
     assert on["total"] - off["total"] == pytest.approx(on["temporal"].item(), rel=1e-5)
+
+
+def test_fine_tuning_the_demo_on_the_outline_fit_changes_its_weights(tmp_path):
+    from engine.model.weights import bundled_path
+
+    out = tmp_path / "outline"
+    tuned = train(TrainConfig(steps=2, init="demo", fit="outline", **TINY_RUN), out,
+                  log=lambda _: None)  # fmt: skip
+    demo, new = load_file(str(bundled_path("demo"))), load_file(str(tuned))
+    assert demo.keys() == new.keys()
+    assert any(not torch.equal(demo[k], new[k]) for k in demo)
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["fit"] == "outline"
+    # a checkpoint of one fit does not silently resume on the other
+    with pytest.raises(InputError, match="fit"):
+        train(TrainConfig(steps=3, init="demo", fit="keypoints", **TINY_RUN), out,
+              log=lambda _: None)  # fmt: skip
+
+
+def test_the_fit_changes_the_training_inputs():
+    from engine.model.mpdt_generator import MPDTConfig
+    from engine.training.train import make_pool
+
+    cfg = MPDTConfig.from_name("lite")
+    outline, keypoints = (make_pool(cfg, [5], fit=fit)[0] for fit in ("outline", "keypoints"))
+    assert torch.equal(outline["target"], keypoints["target"])
+    assert (outline["cloth"] - keypoints["cloth"]).abs().mean() > 0.01
+
+
+@pytest.mark.parametrize("fit", ["mask", None, 1])
+def test_a_bad_fit_is_refused_before_any_work(tmp_path, fit):
+    with pytest.raises(InputError) as info:
+        train(TrainConfig(steps=1, fit=fit, **TINY_RUN), tmp_path, log=lambda _: None)
+    assert info.value.argument == "fit"
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_train_cli_flags_parse():
+    from engine.cli.main import build_parser
+    from engine.training.evaluate import DEFAULT_FIT
+
+    parse = build_parser().parse_args
+    args = parse(["train", "--out", "runs/x", "--fit", "outline", "--init", "demo"])
+    assert (args.fit, args.init) == ("outline", "demo")
+    assert parse(["train", "--out", "runs/x"]).fit == DEFAULT_FIT == TrainConfig().fit
+    with pytest.raises(SystemExit):
+        parse(["train", "--out", "runs/x", "--fit", "mask"])
