@@ -130,7 +130,7 @@ class PersonCrop:
         ):
             raise InputError("motion", "None or a finite (2, 3) numpy array", motion)
         if self._state is not None and motion is not None:
-            centre = motion[:, :2] @ self._state[:2] + motion[:, 2]
+            centre = np.einsum("ij,j->i", motion[:, :2], self._state[:2]) + motion[:, 2]
             scale = float(np.sqrt(abs(np.linalg.det(motion[:, :2]))))
             self._state = np.array([centre[0], centre[1], self._state[2] * scale])
         rs, ls = (
@@ -217,11 +217,13 @@ class PersonCrop:
         if motion is None:  # no motion to follow: start over from this mask
             self._masks.reset()
         elif self._mask_box is not None:
-            between = (
-                _crop_pixels(box)
-                @ _frame_motion(motion)
-                @ np.linalg.inv(_crop_pixels(self._mask_box))
-            )
+            # 3 x 3 products by einsum's own loops: BLAS / LAPACK calls (``@``, ``inv``) on such
+            # tiny matrices wake OpenBLAS's thread pool, whose spinning threads then take the
+            # cores from every other stage of the stream for milliseconds per frame.
+            between = np.einsum(
+                "ij,jk,kl->il", _crop_pixels(box), _frame_motion(motion),
+                _crop_pixels_inverse(self._mask_box),
+            )  # fmt: skip
         self._mask_box = box
         return self._masks(crop, None if between is None else between[:2])
 
@@ -242,6 +244,12 @@ def _crop_pixels(box: CropBox) -> np.ndarray:
     """(3, 3): frame point (pixel-corner origin) -> crop pixel index (OpenCV's centre origin)."""
     sx, sy = box.out_width / box.width, box.out_height / box.height
     return np.array([[sx, 0.0, -box.x0 * sx - 0.5], [0.0, sy, -box.y0 * sy - 0.5], [0, 0, 1]])
+
+
+def _crop_pixels_inverse(box: CropBox) -> np.ndarray:
+    """(3, 3): the inverse of :func:`_crop_pixels` (crop pixel index -> frame point)."""
+    sx, sy = box.out_width / box.width, box.out_height / box.height
+    return np.array([[1 / sx, 0.0, box.x0 + 0.5 / sx], [0.0, 1 / sy, box.y0 + 0.5 / sy], [0, 0, 1]])
 
 
 def _frame_motion(motion: np.ndarray | None) -> np.ndarray:

@@ -396,6 +396,13 @@ def person_regions(
     return person, torso
 
 
+def _moved(points: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` points through the ``(2, 3)`` affine ``a``, by einsum's own loops: a BLAS call
+    on such tiny matrices can wake OpenBLAS's thread pool, whose spinning threads then take the
+    cores from the other stages of a stream."""
+    return np.einsum("nj,ij->ni", points, a[:, :2]) + a[:, 2]
+
+
 def _masked_median(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Per point and coordinate, the median of ``values`` ``(K, N, 2)`` over the ``valid``
     ``(K, N)`` samples (mean of the middle two for an even count); undefined with none."""
@@ -550,7 +557,7 @@ class MotionStabilizer:
             a = fit_similarity(before, after)
         if a is None:
             return None, local, after
-        left = after - (before @ a[:, :2].T + a[:, 2])  # (n, 2): what A does not explain
+        left = after - _moved(before, a)  # (n, 2): what A does not explain
         if self._sw is not None:
             prev = self._state / (fx, fy)  # (18, 2) tracking px
             near = np.hypot(prev[:, None, 0] - before[None, :, 0],
@@ -614,7 +621,7 @@ class MotionStabilizer:
         meas = keypoints[:, :2].astype(np.float64)  # (18, 2)
         present = keypoints[:, 2] >= CONFIDENCE_MIN  # (18,)
         a = np.eye(2, 3) if motion is None else motion
-        pred = self._state @ a[:, :2].T + a[:, 2] + local  # (18, 2)
+        pred = _moved(self._state, a) + local  # (18, 2)
         scale = math.sqrt(abs(float(np.linalg.det(a[:, :2]))))
         sw_pred = None if self._sw is None else self._sw * scale
         sw_meas = None
