@@ -5,7 +5,7 @@ consumer minus the time the frame was "captured" (handed to the session); frames
 dropped to stay current are counted. Prints one JSON line.
 
 Run from the root of a checkout: ``python bench/live_latency.py [SECONDS] [FPS] [THREADS ...]``
-(defaults 10 s at 30 FPS, 4 threads; ``10 30 4 2`` measures 4 then 2 threads in one run). The
+(defaults 10 s at 30 FPS, 2 threads; ``10 30 4 2`` measures 4 then 2 threads in one run). The
 target of the runtime issue: p50 <= 100 ms, p95 <= 150 ms.
 """
 
@@ -45,7 +45,7 @@ def measure(
     *,
     model: str = "demo",
     backend: str = "onnxruntime",
-    live_threads: int = 4,
+    live_threads: int = 2,
 ) -> dict:
     """Stream ``seconds`` of paced frames through a session (``live_threads``: see
     :attr:`engine.TryOnSession.live_threads`); latency figures as a dict (ms)."""
@@ -86,7 +86,7 @@ def measure(
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     fps = float(sys.argv[2]) if len(sys.argv) > 2 else 30.0
-    threads = [int(a) for a in sys.argv[3:]] or [4]  # e.g. ``10 30 4 2``: both, one after the other
+    threads = [int(a) for a in sys.argv[3:]] or [2]  # e.g. ``10 30 4 2``: both, one after the other
     for n in threads:
         print(json.dumps(measure(seconds, fps, live_threads=n)))
 

@@ -178,7 +178,7 @@ class TryOnSession:
         self._stats = StageStats()
         self._calls = 0
         self.stream_end_reason: str | None = None
-        self._live_threads = 4
+        self._live_threads = 2
         self._busy = threading.Lock()  # held by process() and by an open stream
         # The stages, in a frame's order (engine.runtime.stages).
         self._perceive = Perceive(self.tracker)
@@ -188,9 +188,10 @@ class TryOnSession:
 
     @property
     def live_threads(self) -> int:
-        """Threads of a live stream's stages in latency mode: 4 (one per stage, the default) or
-        2 (perception; the rest of a frame's path in one go). Set before ``stream()``;
-        ``bench/live_latency.py`` measures both."""
+        """Threads of a live stream's stages in latency mode: 2 (perception; the rest of a
+        frame's path in one go: the default, lower latency) or 4 (one per stage). Set before
+        ``stream()``; ``bench/live_latency.py`` measures both. Files and other non-live sources
+        always run one thread per stage."""
         return self._live_threads
 
     @live_threads.setter

@@ -265,7 +265,7 @@ def test_stream_arguments_are_checked(tiny):
             with pytest.raises(InputError) as info:
                 s.live_threads = bad
             assert info.value.argument == "live_threads"
-        assert s.live_threads == 4
+        assert s.live_threads == 2
 
 
 @pytest.mark.parametrize("live_threads", [4, 2])
