@@ -91,6 +91,7 @@ from engine.keypoints import CONFIDENCE_MIN, KEYPOINT_INDEX, NUM_KEYPOINTS
 
 __all__ = [
     "CONFIDENCE_TIME_S",
+    "compose_motions",
     "DEFAULT_DRIFT_TIME_S",
     "DEFAULT_MAX_POINTS",
     "DEFAULT_TRACK_MAX_HEIGHT",
@@ -394,6 +395,16 @@ def person_regions(
         person &= inside
         torso &= inside
     return person, torso
+
+
+def compose_motions(first: np.ndarray | None, then: np.ndarray | None) -> np.ndarray | None:
+    """The ``(2, 3)`` motion of ``first`` followed by ``then`` (each ``(2, 3)``, frame pixels, a
+    point ``q`` going to ``A[:, :2] @ q + A[:, 2]``); ``None`` when either is unknown."""
+    if first is None or then is None:
+        return None
+    linear = np.einsum("ij,jk->ik", then[:, :2], first[:, :2])
+    shift = np.einsum("ij,j->i", then[:, :2], first[:, 2]) + then[:, 2]
+    return np.concatenate([linear, shift[:, None]], axis=1)
 
 
 def _moved(points: np.ndarray, a: np.ndarray) -> np.ndarray:

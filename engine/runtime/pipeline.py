@@ -44,6 +44,10 @@ class Stage:
         index_of: the frame index of an item, for error reports.
         flush: called once at the end of the input: the items still held (batching stages).
         single_thread: run torch with one intra-op thread in this stage's thread.
+        replace: ``replace(waiting, newer) -> item``: when the next stage has not yet taken
+            this stage's previous item, that item is dropped (counted by ``on_drop``) and
+            ``replace``'s result queued in its place, so the next stage always gets the newest
+            (live sources); None: wait for room (nothing is dropped here).
     """
 
     name: str
@@ -51,6 +55,7 @@ class Stage:
     index_of: Callable[[object], int]
     flush: Callable[[], list] | None = None
     single_thread: bool = False
+    replace: Callable[[object, object], object] | None = None
 
 
 class Feed:
@@ -92,6 +97,23 @@ def _put(sink: queue.Queue, item: object, stop: threading.Event) -> bool:
         except queue.Full:
             continue
     return False
+
+
+def _put_newest(sink: queue.Queue, item: object, replace, on_drop) -> None:
+    """Queue ``item`` now: if the sink is full, its waiting item is taken out and
+    ``replace(waiting, item)`` goes in instead. Only the calling stage puts into ``sink``, so
+    the room made is there for it."""
+    while True:
+        try:
+            sink.put_nowait(item)
+            return
+        except queue.Full:
+            try:
+                waiting = sink.get_nowait()
+            except queue.Empty:
+                continue  # the next stage took it meanwhile
+            item = replace(waiting, item)
+            on_drop()
 
 
 def _get(source: queue.Queue, stop: threading.Event) -> object:
@@ -165,7 +187,9 @@ class StagePipeline:
                         return
                     continue
                 for out in outs:
-                    if not _put(sink, out, stop):
+                    if stage.replace is not None:
+                        _put_newest(sink, out, stage.replace, self.on_drop)
+                    elif not _put(sink, out, stop):
                         return
 
         threads = [threading.Thread(target=produce, name="tryon-capture", daemon=True)]

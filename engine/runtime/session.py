@@ -29,6 +29,7 @@ The session itself only checks arguments, holds the garment and the stages, and 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -45,6 +46,7 @@ from engine.inputs.garment_image import GARMENT_MAX_SIDE, GarmentImage, load_gar
 from engine.inputs.person_crop import PersonCrop
 from engine.model.weights import load_generator
 from engine.perception.frame_check import check_frame, check_timestamp
+from engine.perception.motion_stabilizer import compose_motions
 from engine.perception.person_detector import PersonDetector
 from engine.runtime.frame_sources import FrameSource, SourceError, open_source
 from engine.runtime.paste import PASTE_MODES, Paste
@@ -69,6 +71,17 @@ MODES = ("latency", "throughput")
 MAX_WINDOW = 32
 """The longest window (frames T) a session accepts: the MPDT attention's score matrices grow
 with T squared (T = 1000 needs tens of GB), and the demo model was trained at T = 4."""
+
+
+def _newer_perceived(waiting: tuple, newer: tuple) -> tuple:
+    """``newer`` (a ``(FrameWork, PersonDetection)``) in place of ``waiting``, which is
+    dropped: its image motion is composed into the newer one's, so the crop, which never saw
+    the dropped frame, still moves by the whole motion since the frame it saw last."""
+    work, detection = newer
+    if getattr(detection, "motion", None) is None:
+        return newer
+    motion = compose_motions(getattr(waiting[1], "motion", None), detection.motion)
+    return work, dataclasses.replace(detection, motion=motion)
 
 
 def _check_cache_dir(cache_dir: object) -> Path | None:
@@ -389,7 +402,10 @@ class TryOnSession:
             # Latest frame wins, and a frame's latency is the sum of its stages' times: in two
             # threads (perception; the rest of the frame's path in one go) no stage of a frame
             # waits for a core that another of its stages holds.
-            stages = [stages[0], Stage("tryon", lambda item: [self._tryon(item)], first)]
+            # Perception runs on: a perceived frame the second thread has not taken yet is
+            # replaced by the newer one (counted as dropped), carrying both frames' motion.
+            perception = Stage("pose", perceive, lambda item: item[0], replace=_newer_perceived)
+            stages = [perception, Stage("tryon", lambda item: [self._tryon(item)], first)]
             sizes = (1, 1, 1)
         elif frames.live and self.mode == "latency":  # latest frame wins: no frame waits in line
             sizes = (1, 1, 1, 1, 1)

@@ -338,3 +338,19 @@ def test_bad_tracking_input_raises():
         MaskSmoother()(np.zeros((4, 4, 1), np.float32), None)
     with pytest.raises(InputError, match="^motion:"):
         MaskSmoother()(np.zeros((4, 4), np.float32), np.eye(3))
+
+
+def test_compose_motions_is_first_then_second():
+    from engine.perception.motion_stabilizer import compose_motions
+
+    def similarity(angle, scale, tx, ty):
+        c, s = scale * np.cos(angle), scale * np.sin(angle)
+        return np.array([[c, -s, tx], [s, c, ty]])
+
+    a, b = similarity(0.1, 1.05, 3.0, -2.0), similarity(-0.3, 0.9, -7.0, 4.0)
+    points = np.array([[10.0, 20.0], [300.0, -40.0], [0.0, 0.0]])
+    through_both = (points @ a[:, :2].T + a[:, 2]) @ b[:, :2].T + b[:, 2]
+    ab = compose_motions(a, b)
+    assert ab.shape == (2, 3)
+    np.testing.assert_allclose(points @ ab[:, :2].T + ab[:, 2], through_both, atol=1e-9)
+    assert compose_motions(None, b) is None and compose_motions(a, None) is None

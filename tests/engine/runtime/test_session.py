@@ -299,3 +299,20 @@ def test_live_source_drops_old_frames_when_behind(tiny, monkeypatch, live_thread
     assert len(indices) + stats["dropped_frames"] == len(frames)
     assert found == len(indices)  # every frame through the whole path
     assert threads == {"tryon-tryon" if live_threads == 2 else "tryon-generator"}
+
+
+def test_a_replaced_perceived_frame_hands_its_motion_on():
+    from engine.perception.person_detector import PersonDetection
+    from engine.runtime.session import _newer_perceived
+    from engine.runtime.stages import FrameWork
+
+    def perceived(index, motion):
+        work = FrameWork(np.zeros((4, 4, 3), np.uint8), index, index / 30, {})
+        return work, PersonDetection(np.zeros((18, 3), np.float32), None, motion=motion)
+
+    shift = lambda dx, dy: np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])  # noqa: E731
+    work, detection = _newer_perceived(perceived(1, shift(2, 3)), perceived(2, shift(5, -1)))
+    assert work.index == 2
+    np.testing.assert_allclose(detection.motion, shift(7, 2))  # both frames' motion
+    _, unknown = _newer_perceived(perceived(1, None), perceived(2, shift(5, -1)))
+    assert unknown.motion is None  # the dropped frame's motion is unknown: so is the total
