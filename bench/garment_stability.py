@@ -5,7 +5,8 @@ back to the photograph. Inside the garment area, the temporal standard deviation
 sensor noise). A garment that sticks to the body varies no more than the input does: the target
 is ``garment std <= 2 x input std + 1`` grey levels.
 
-Run from a checkout root: ``python bench/garment_stability.py [FRAMES] [--no-stabilize]``; prints
+Run from a checkout root: ``python bench/garment_stability.py [FRAMES] [START]
+[--no-stabilize]`` (the window of FRAMES frames from START; the stream starts at frame 0); prints
 one line (``--no-stabilize``: the person detector's One Euro filter instead of its motion
 stabilizer, :class:`engine.perception.person_detector.PersonDetector`). The test
 ``tests/engine/perception/test_garment_stability.py`` runs :func:`garment_stability` on fewer
@@ -66,19 +67,21 @@ def _back(image: np.ndarray, source_to_frame: np.ndarray) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT).astype(np.float32)  # fmt: skip
 
 
-def garment_stability(frames: int = 32, *, stabilize: bool = True) -> Stability:
-    """Try the bundled garment on the first ``frames`` frames of the bundled clip (demo model,
-    onnxruntime, :meth:`TryOnSession.process` at 24 frames/s) and measure how still it stays.
+def garment_stability(frames: int = 32, *, stabilize: bool = True, start: int = 0) -> Stability:
+    """Try the bundled garment on the bundled clip (demo model, onnxruntime,
+    :meth:`TryOnSession.process` at 24 frames/s, from its first frame) and measure how still it
+    stays over frames ``start .. start + frames - 1``.
 
     The garment area: photograph pixels where the output differs from the input (sum over RGB
     > 40 levels) in more than 80 % of the frames, seen in every frame, eroded by 3 pixels.
     """
-    clip = read_sample_clip(max_frames=frames)
+    clip = read_sample_clip(max_frames=start + frames)
     mats = sample_clip_camera()[: len(clip)]  # (T, 2, 3) source -> frame
     tracker = PersonDetector(stabilize=stabilize)
     with TryOnSession("demo", backend="onnxruntime", tracker=tracker) as session:
         session.set_garment(sample_garment_path())
         results = [session.process(f, timestamp_s=i / 24) for i, f in enumerate(clip)]
+    clip, mats, results = clip[start:], mats[start:], results[start:]  # the measured window
     outs = [r.image for r in results]
     inputs = np.stack([_back(f, m) for f, m in zip(clip, mats, strict=True)])
     back = np.stack([_back(o, m) for o, m in zip(outs, mats, strict=True)])
@@ -97,10 +100,11 @@ def garment_stability(frames: int = 32, *, stabilize: bool = True) -> Stability:
 
 def main(argv: list[str]) -> None:
     stabilize = "--no-stabilize" not in argv
-    numbers = [a for a in argv if not a.startswith("--")]
-    s = garment_stability(int(numbers[0]) if numbers else 32, stabilize=stabilize)
-    print(f"{s.frames} frames, garment area {s.area} px: temporal std of the input "
-          f"{s.input_std:.2f}, of the garment {s.garment_std:.2f} grey levels (ratio "
+    numbers = [int(a) for a in argv if not a.startswith("--")]
+    start = numbers[1] if len(numbers) > 1 else 0
+    s = garment_stability(numbers[0] if numbers else 32, stabilize=stabilize, start=start)
+    print(f"{s.frames} frames from frame {start}, garment area {s.area} px: temporal std of "
+          f"the input {s.input_std:.2f}, of the garment {s.garment_std:.2f} grey levels (ratio "
           f"{s.garment_std / s.input_std:.2f}; target <= 2 x input + 1 = {s.target:.2f}); "
           f"{'stabilizer' if stabilize else 'One Euro filter'}, smoothing stage "
           f"{s.smoothing_ms:.2f} ms/frame (median)")  # fmt: skip
