@@ -24,7 +24,12 @@ import numpy as np
 
 from engine.errors import InputError
 from engine.keypoints import KEYPOINT_INDEX
-from engine.perception.motion_stabilizer import MASK_WEIGHT, MaskSmoother
+from engine.perception.motion_stabilizer import (
+    MASK_WEIGHT,
+    MaskSmoother,
+    check_motion,
+    motion_scale,
+)
 
 __all__ = ["CropBox", "PersonCrop", "SHOULDER_WIDTH_FRACTION", "NECK_HEIGHT_FRACTION"]
 
@@ -123,15 +128,10 @@ class PersonCrop:
         Raises:
             InputError: ``motion`` is not None or a finite (2, 3) array.
         """
-        if motion is not None and (
-            not isinstance(motion, np.ndarray)
-            or motion.shape != (2, 3)
-            or not np.isfinite(motion).all()
-        ):
-            raise InputError("motion", "None or a finite (2, 3) numpy array", motion)
+        check_motion(motion)
         if self._state is not None and motion is not None:
             centre = np.einsum("ij,j->i", motion[:, :2], self._state[:2]) + motion[:, 2]
-            scale = float(np.sqrt(abs(np.linalg.det(motion[:, :2]))))
+            scale = motion_scale(motion)
             self._state = np.array([centre[0], centre[1], self._state[2] * scale])
         rs, ls = (
             keypoints[KEYPOINT_INDEX["right_shoulder"]],
@@ -206,12 +206,7 @@ class PersonCrop:
             or mask.dtype.kind not in "fu"
         ):
             raise InputError("mask", "an (H, W) real numpy array", mask)
-        if motion is not None and (
-            not isinstance(motion, np.ndarray)
-            or motion.shape != (2, 3)
-            or not np.isfinite(motion).all()
-        ):
-            raise InputError("motion", "None or a finite (2, 3) numpy array", motion)
+        check_motion(motion)
         crop = self.crop(mask.astype(np.float32, copy=False), box, interpolation=interpolation)
         between = None  # (3, 3): previous crop pixel -> this crop pixel
         if motion is None:  # no motion to follow: start over from this mask

@@ -91,7 +91,9 @@ from engine.keypoints import CONFIDENCE_MIN, KEYPOINT_INDEX, NUM_KEYPOINTS
 
 __all__ = [
     "CONFIDENCE_TIME_S",
+    "check_motion",
     "compose_motions",
+    "motion_scale",
     "DEFAULT_DRIFT_TIME_S",
     "DEFAULT_MAX_POINTS",
     "DEFAULT_TRACK_MAX_HEIGHT",
@@ -352,7 +354,7 @@ def fit_similarity(before: np.ndarray, after: np.ndarray) -> np.ndarray | None:
         return None
     if int(inliers.sum()) < max(MIN_INLIERS, len(before) // 4):
         return None
-    scale = math.sqrt(abs(float(np.linalg.det(a[:, :2]))))
+    scale = motion_scale(a)
     angle = math.degrees(math.atan2(float(a[1, 0]), float(a[0, 0])))
     if not (_MIN_SCALE <= scale <= _MAX_SCALE) or abs(angle) > _MAX_ROTATION_DEG:
         return None
@@ -395,6 +397,22 @@ def person_regions(
         person &= inside
         torso &= inside
     return person, torso
+
+
+def check_motion(motion: object) -> None:
+    """Raise :class:`~engine.errors.InputError` naming ``motion`` unless it is ``None`` or a
+    finite ``(2, 3)`` numpy array."""
+    if motion is not None and (
+        not isinstance(motion, np.ndarray)
+        or motion.shape != (2, 3)
+        or not np.isfinite(motion).all()
+    ):
+        raise InputError("motion", "None or a finite (2, 3) numpy array", motion)
+
+
+def motion_scale(motion: np.ndarray) -> float:
+    """The uniform scale of a ``(2, 3)`` similarity: ``sqrt(|det|)`` of its linear part."""
+    return math.sqrt(abs(float(np.linalg.det(motion[:, :2]))))
 
 
 def compose_motions(first: np.ndarray | None, then: np.ndarray | None) -> np.ndarray | None:
@@ -633,7 +651,7 @@ class MotionStabilizer:
         present = keypoints[:, 2] >= CONFIDENCE_MIN  # (18,)
         a = np.eye(2, 3) if motion is None else motion
         pred = _moved(self._state, a) + local  # (18, 2)
-        scale = math.sqrt(abs(float(np.linalg.det(a[:, :2]))))
+        scale = motion_scale(a)
         sw_pred = None if self._sw is None else self._sw * scale
         sw_meas = None
         if present[_RS] and present[_LS]:
@@ -788,12 +806,7 @@ class MaskSmoother:
             or mask.dtype.kind not in "fu"
         ):
             raise InputError("mask", "a real (h, w) numpy array, h and w >= 2", mask)
-        if motion is not None and (
-            not isinstance(motion, np.ndarray)
-            or motion.shape != (2, 3)
-            or not np.isfinite(motion).all()
-        ):
-            raise InputError("motion", "None or a finite (2, 3) numpy array", motion)
+        check_motion(motion)
         new = np.asarray(mask, dtype=np.float32)
         prev = self._mask
         if prev is None or prev.shape != new.shape:
