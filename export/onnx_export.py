@@ -60,6 +60,7 @@ __all__ = [
     "FP32_MAX_REL_ERROR",
     "FP16_MAX_REL_ERROR",
     "PRECISIONS",
+    "check_export_args",
     "STANDARD_FILE",
     "PLUGINS_FILE",
     "Parity",
@@ -145,7 +146,10 @@ def with_size(model: MPDTGenerator, height: int, width: int) -> MPDTGenerator:
     return resized.eval()
 
 
-def _check_args(model: object, frames: object, precision: object) -> int:
+def check_export_args(model: object, frames: object, precision: object) -> int:
+    """The export's ``frames`` (the model's own window for ``None``), after checking ``model``
+    (an :class:`MPDTGenerator`), ``frames`` (an int >= 1) and ``precision`` (one of
+    :data:`PRECISIONS`); :class:`~engine.errors.InputError` naming the first bad one."""
     if not isinstance(model, MPDTGenerator):
         raise InputError("model", "an MPDTGenerator", model)
     frames = model.config.frames if frames is None else frames
@@ -286,7 +290,7 @@ def export_onnx(
             created or written (before any tracing); the checker, the TensorRT audit or the
             parity check failed.
     """
-    frames = _check_args(model, frames, precision)
+    frames = check_export_args(model, frames, precision)
     if not isinstance(path, (str, Path)):
         raise InputError("path", "a file path (str or pathlib.Path)", path)
     path = Path(path)
@@ -330,7 +334,7 @@ def export_graphs(
         ExportError: ``out_dir`` is an existing file, or cannot be created or written (before
             any tracing); a validation step failed.
     """
-    frames = _check_args(model, frames, precision)
+    frames = check_export_args(model, frames, precision)
     if size is not None and (
         not isinstance(size, tuple)
         or len(size) != 2

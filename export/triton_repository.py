@@ -68,7 +68,7 @@ from export.onnx_export import (
     FP16_MAX_REL_ERROR,
     FP32_MAX_REL_ERROR,
     OPSET,
-    PRECISIONS,
+    check_export_args,
     simplify_graph,
     validate_graph,
 )
@@ -451,13 +451,7 @@ def write_triton_repository(
         InputError: a bad argument.
         ExportError: the simplifier, checker, TensorRT audit or parity failed.
     """
-    if not isinstance(model, MPDTGenerator):
-        raise InputError("model", "an MPDTGenerator", model)
-    frames = model.config.frames if frames is None else frames
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        raise InputError("frames", "an int >= 1", frames)
-    if precision not in PRECISIONS:
-        raise InputError("precision", f"one of {', '.join(map(repr, PRECISIONS))}", precision)
+    frames = check_export_args(model, frames, precision)
     counts = (("max_batch", max_batch), ("max_queue_delay_us", max_queue_delay_us),
               ("max_sequence_idle_us", max_sequence_idle_us),
               ("max_sequences", 1 if max_sequences is None else max_sequences))  # fmt: skip
