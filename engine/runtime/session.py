@@ -73,6 +73,11 @@ MAX_WINDOW = 32
 with T squared (T = 1000 needs tens of GB), and the demo model was trained at T = 4."""
 
 
+_STREAM_BUSY = (
+    "stream(): this session already serves a stream (close its iterator first) or a process() call"
+)
+
+
 def _newer_perceived(waiting: tuple, newer: tuple) -> tuple:
     """``newer`` (a ``(FrameWork, PersonDetection)``) in place of ``waiting``, which is
     dropped: its image motion is composed into the newer one's, so the crop, which never saw
@@ -320,8 +325,7 @@ class TryOnSession:
         if on_bad_frame is not None and not callable(on_bad_frame):
             raise InputError("on_bad_frame", "None or a callable (index, error)", on_bad_frame)
         if self._busy.locked():
-            raise SessionBusyError("stream(): this session already serves a stream (close its "
-                                   "iterator first) or a process() call")  # fmt: skip
+            raise SessionBusyError(_STREAM_BUSY)
         frames = open_source(source, fps=fps, live=live)
         return self._run_stream(frames, max_frames, on_bad_frame, queue_size)
 
@@ -334,8 +338,7 @@ class TryOnSession:
     ) -> Iterator[TryOnResult]:
         if not self._busy.acquire(blocking=False):
             frames.close()
-            raise SessionBusyError("stream(): this session already serves a stream (close its "
-                                   "iterator first) or a process() call")  # fmt: skip
+            raise SessionBusyError(_STREAM_BUSY)
         try:
             self.stream_end_reason = None
             self.tracker.reset()
