@@ -393,7 +393,7 @@ class PersonDetector:
         what one face gives anyway): someone stepping in is greyed out from the next detection
         on, at most ``FACE_EVERY - 1`` frames late, and cannot take over the subject meanwhile
         (mediapipe's pose graph keeps to the person it tracks)."""
-        if self._alone_for is not None and 0 < self._alone_for < FACE_EVERY:
+        if self._alone_for is not None and self._alone_for < FACE_EVERY:
             self._alone_for += 1
             return rgb
         h, w = rgb.shape[:2]
