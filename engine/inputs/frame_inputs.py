@@ -26,11 +26,13 @@ the bundled demo generator was trained on it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from engine.errors import InputError
 from engine.inputs.body_outline import body_outline
-from engine.inputs.garment import garment_keypoints, warp_garment
+from engine.inputs.garment import check_sleeve_follow, garment_keypoints, warp_garment
 from engine.inputs.pose_maps import render_pose_maps
 from engine.inputs.tryon_region import clothing_shading, make_background, paste_mask, tryon_region
 
@@ -48,6 +50,7 @@ def frame_inputs(
     person_mask: torch.Tensor | None = None,
     fit: str | None = None,
     shading_strength: float = 1.0,
+    sleeve_follow: Sequence[tuple[float, float]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Inputs for T frames; see the module docstring.
 
@@ -60,6 +63,10 @@ def frame_inputs(
         person_mask: optional (T, 1, H, W) person silhouette in [0, 1].
         fit: ``"outline"``, ``"keypoints"`` or ``None`` (outline when ``person_mask`` is given).
         shading_strength: ``strength`` of :func:`engine.inputs.tryon_region.clothing_shading`.
+        sleeve_follow: with the outline fit, T (right, left) sleeve follow weights in [0, 1]
+            (:func:`engine.inputs.garment.fit_points`; a stream's
+            :class:`engine.inputs.sleeve_follow.SleeveFollow` gives them); ``None``: each frame
+            decides on its own elbow confidences.
 
     Returns:
         dict of (T, C, H, W) float32 tensors: ``cloth``, ``pose``, ``background``,
@@ -72,6 +79,12 @@ def frame_inputs(
         fit = "keypoints" if person_mask is None else "outline"
     if fit not in FITS:
         raise InputError("fit", f"one of {FITS} or None", fit)
+    if sleeve_follow is not None:
+        if not hasattr(sleeve_follow, "__len__") or isinstance(sleeve_follow, (str, bytes)) \
+                or len(sleeve_follow) != t:  # fmt: skip
+            raise InputError("sleeve_follow", f"None or {t} (right, left) pairs", sleeve_follow)
+        sleeve_follow = [check_sleeve_follow(v, f"sleeve_follow[{i}]")
+                         for i, v in enumerate(sleeve_follow)]  # fmt: skip
     if garment_points is None:
         garment_points = garment_keypoints(garment)
     region = tryon_region(
@@ -85,6 +98,7 @@ def frame_inputs(
         rgb, alpha, grid = warp_garment(
             garment, garment_points, keypoints[i], h, w,
             outline=outline if fit == "outline" else None, with_grid=True,
+            sleeve_follow=None if sleeve_follow is None else sleeve_follow[i],
         )  # fmt: skip
         cloth.append(torch.cat([rgb, alpha]))  # (4, H, W)
         grids.append(grid)  # (H, W, 2)

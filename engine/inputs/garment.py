@@ -378,6 +378,19 @@ two parts of the garment on the same body pixels, which the thin-plate spline ca
 sleeve then flares out at this angle from the shoulder, as a loose sleeve does."""
 
 
+def check_sleeve_follow(value: object, name: str = "sleeve_follow") -> tuple[float, float] | None:
+    """``value`` as a (right, left) pair of floats in [0, 1], or None; else InputError."""
+    if value is None:
+        return None
+    try:
+        pair = tuple(float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        pair = ()
+    if len(pair) != 2 or not all(0.0 <= v <= 1.0 for v in pair) or isinstance(value, str):
+        raise InputError(name, "None or a (right, left) pair of floats in [0, 1]", value)
+    return pair  # type: ignore[return-value]
+
+
 def _outline_targets(bf, outline: BodyOutline, sleeve_fraction: float, device) -> torch.Tensor:
     """The 10 targets of one pose from its outline (rules: :func:`fit_points`)."""
     sw = float(bf.shoulder_width[0])
@@ -436,6 +449,7 @@ def fit_points(
     height: int,
     *,
     garment_alpha: torch.Tensor | None = None,
+    sleeve_follow: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Garment -> body point pairs for the thin-plate spline, from the body's outline.
 
@@ -463,6 +477,14 @@ def fit_points(
       half width (across its sleeve axis, on ``garment_alpha``) onto ``SLEEVE_EASE / 2`` times
       the measured arm width (both sides rotated the same way, so nothing is mirrored).
 
+    Which sleeves follow the arm: on one frame (``sleeve_follow=None``) those whose elbow has
+    confidence >= :data:`SLEEVE_ELBOW_MIN`; the others get no points (the spline carries them
+    with the torso). In a stream, ``sleeve_follow`` gives each side's weight (right, left) in
+    [0, 1] (:class:`engine.inputs.sleeve_follow.SleeveFollow`): every sleeve of the garment gets
+    its points, their targets ``w * (along the arm) + (1 - w) * (at rest)``, where "at rest" is
+    where the thin-plate spline through the torso pairs carries the sleeve points; so a sleeve
+    moves between the two continuously (an elbow not found: at rest).
+
     Args:
         garment_points: ``(10, 2)`` landmarks (:func:`garment_keypoints`).
         keypoints: ``(18, 3)`` pose in pixels.
@@ -470,6 +492,7 @@ def fit_points(
         height: the image height.
         garment_alpha: ``(Hg, Wg)`` garment mask (sleeve widths); ``None``: a sleeve's half width
             is taken as 0.35 of its length.
+        sleeve_follow: ``None`` or the (right, left) follow weights, floats in [0, 1].
 
     Returns:
         ``source`` (garment pixels) and ``target`` (body pixels), both ``(N, 2)`` float32 CPU;
@@ -480,6 +503,7 @@ def fit_points(
     height = check_size(height, "height")
     if not isinstance(outline, BodyOutline):
         raise InputError("outline", "a BodyOutline", outline)
+    sleeve_follow = check_sleeve_follow(sleeve_follow)
     kp = keypoints.detach().to("cpu", torch.float32)
     targets, conf = body_anchor_points(kp, height=height, outline=outline)
     empty = torch.zeros(0, 2)
@@ -521,59 +545,114 @@ def fit_points(
         b_len = 1.35 * sw
     wrist_idx = (KEYPOINT_INDEX["right_wrist"], KEYPOINT_INDEX["left_wrist"])
     elbows = (bf.r_elbow[0].double().numpy(), bf.l_elbow[0].double().numpy())
-    has_elbow = (bf.conf_elbow[0] >= SLEEVE_ELBOW_MIN).numpy()
+    conf_elbow = bf.conf_elbow[0].numpy()
+    torso = (np.asarray(src), np.asarray(tgt))  # the pairs a sleeve at rest follows
     for side, (v, s, a) in enumerate(((_VR, _SR, _AR), (_VL, _SL, _AL))):
-        if not has_elbow[side] or not _has_sleeve(garment_points, side) or g_len < 1e-6:
+        if sleeve_follow is None:  # one frame: follow the arm or leave the sleeve unconstrained
+            weight = 1.0 if conf_elbow[side] >= SLEEVE_ELBOW_MIN else 0.0
+            if weight == 0.0:
+                continue
+        else:
+            weight = float(sleeve_follow[side])
+        if not _has_sleeve(garment_points, side) or g_len < 1e-6:
             continue
         g_root = 0.5 * (gp[s] + gp[a])
         g_vec = gp[v] - g_root
         g_sleeve = float(np.linalg.norm(g_vec))
-        g_dir = g_vec / max(g_sleeve, 1e-9)
-        b_root = 0.5 * (tg[s] + tg[a])
-        outward = -u if side == 0 else u  # across runs right shoulder -> left shoulder
-        path = [b_root, _flared_elbow(b_root, elbows[side], down, outward)]
-        if present[wrist_idx[side]]:
-            path.append(kp[wrist_idx[side], :2].double().numpy())
-        else:  # wrist not found (often out of frame): the forearm continues the upper arm
-            ua = path[1] - path[0]
-            path.append(path[1] + 0.6 * sw * ua / max(float(np.linalg.norm(ua)), 1e-9))
-        seg = [np.linalg.norm(q - p) for p, q in zip(path, path[1:], strict=False)]
-        if seg[0] < 1e-3:
+        path = None
+        if weight > 0.0 and conf_elbow[side] > 0:
+            b_root = 0.5 * (tg[s] + tg[a])
+            outward = -u if side == 0 else u  # across runs right shoulder -> left shoulder
+            path = [b_root, _flared_elbow(b_root, elbows[side], down, outward)]
+            if present[wrist_idx[side]]:
+                path.append(kp[wrist_idx[side], :2].double().numpy())
+            else:  # wrist not found (often out of frame): the forearm continues the upper arm
+                ua = path[1] - path[0]
+                path.append(path[1] + 0.6 * sw * ua / max(float(np.linalg.norm(ua)), 1e-9))
+            if np.linalg.norm(path[1] - path[0]) < 1e-3:
+                path = None
+        if path is None and sleeve_follow is None:
             continue
-        total = float(sum(seg))
-        length = min(g_sleeve / g_len * b_len, total)
-        n = 6 if length > seg[0] + 1e-6 else 4
+        length = g_sleeve / g_len * b_len
         half_b = 0.5 * SLEEVE_EASE * float(outline.arm_width[side])
-        for k in range(1, n + 1):
-            f = k / n
+        s_pts, f_pts = _sleeve_pairs(g_root, g_vec, alpha, path, length, half_b)
+        if f_pts is None or weight < 1.0:  # blend with where the torso carries it (at rest)
+            if len(torso[0]) < 3:
+                continue
+            rest = _spline_map(torso[0], torso[1], np.asarray(s_pts))
+            f_pts = rest if f_pts is None else weight * np.asarray(f_pts) + (1 - weight) * rest
+        src += list(s_pts)
+        tgt += list(f_pts)
+    to = lambda pts: torch.from_numpy(np.asarray(pts, dtype=np.float32).reshape(-1, 2))  # noqa: E731
+    return to(src), to(tgt)
+
+
+def _sleeve_pairs(g_root, g_vec, alpha, path, length, half_b):
+    """One sleeve's garment points and, given the arm ``path`` (body root, elbow, wrist), their
+    targets along it (:func:`fit_points`'s rules; ``alpha`` the garment mask or None);
+    ``path=None``: the points of ``n = 4`` and no targets (None)."""
+    g_sleeve = float(np.linalg.norm(g_vec))
+    g_dir = g_vec / max(g_sleeve, 1e-9)
+    g_n = _rot90(g_dir)
+    n, seg, dirs, total = 4, None, None, 0.0
+    if path is not None:
+        seg = [float(np.linalg.norm(q - p)) for p, q in zip(path, path[1:], strict=False)]
+        dirs = [(q - p) / max(d, 1e-9) for p, q, d in zip(path, path[1:], seg, strict=False)]
+        total = sum(seg)
+        length = min(length, total)
+        n = 6 if length > seg[0] + 1e-6 else 4
+    src, tgt = [], []
+    for k in range(1, n + 1):
+        f = k / n
+        g_point = g_root + f * g_vec
+        src.append(g_point)
+        if path is not None:
             at = f * length
             i = 0 if at <= seg[0] or len(seg) == 1 else 1
             start = 0.0 if i == 0 else seg[0]
-            dirs = [
-                (q - p) / max(np.linalg.norm(q - p), 1e-9)
-                for p, q in zip(path, path[1:], strict=False)
-            ]
             point = path[i] + min(at - start, seg[i]) * dirs[i]
             tangent = dirs[i]
             if len(dirs) > 1 and abs(at - seg[0]) < 0.15 * total:  # at the elbow: mean direction
                 mean = dirs[0] + dirs[1]
                 if np.linalg.norm(mean) > 1e-6:
                     tangent = mean / np.linalg.norm(mean)
-            g_point = g_root + f * g_vec
-            src.append(g_point)
             tgt.append(point)
-            if f < 0.5:
-                continue
-            g_half = None
-            if alpha is not None:
-                g_half = _run_halfwidth(alpha, g_point, _rot90(g_dir), 0.6 * g_sleeve + 2.0)
-            if g_half is None:
-                g_half = (0.35 * g_sleeve, 0.35 * g_sleeve)
-            g_n, b_n = _rot90(g_dir), _rot90(tangent)
-            src += [g_point - g_half[0] * g_n, g_point + g_half[1] * g_n]
+        if f < 0.5:
+            continue
+        g_half = None
+        if alpha is not None:
+            g_half = _run_halfwidth(alpha, g_point, g_n, 0.6 * g_sleeve + 2.0)
+        if g_half is None:
+            g_half = (0.35 * g_sleeve, 0.35 * g_sleeve)
+        src += [g_point - g_half[0] * g_n, g_point + g_half[1] * g_n]
+        if path is not None:
+            b_n = _rot90(tangent)
             tgt += [point - half_b * b_n, point + half_b * b_n]
-    to = lambda pts: torch.from_numpy(np.asarray(pts, dtype=np.float32).reshape(-1, 2))  # noqa: E731
-    return to(src), to(tgt)
+    return src, (tgt if path is not None else None)
+
+
+def _spline_map(source: np.ndarray, target: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Where the thin-plate spline through ``source -> target`` ((N, 2) pixels each) carries
+    ``points`` ((M, 2)): (M, 2) float64. Fitted on coordinates centred and scaled by the sources'
+    spread, with :func:`tps_grid`'s regularization."""
+    f64 = torch.float64
+    s = torch.from_numpy(np.asarray(source, np.float64).reshape(-1, 2))
+    t = torch.from_numpy(np.asarray(target, np.float64).reshape(-1, 2))
+    q = torch.from_numpy(np.asarray(points, np.float64).reshape(-1, 2))
+    centre = s.mean(dim=0)
+    scale = 1.0 / max(float((s - centre).abs().max()), 1e-9)
+    s, q = (s - centre) * scale, (q - centre) * scale
+    n = s.shape[0]
+    system = torch.zeros(n + 3, n + 3, dtype=f64)
+    system[:n, :n] = _tps_kernel(torch.cdist(s, s) ** 2) + 1e-4 * torch.eye(n, dtype=f64)
+    p = torch.cat([torch.ones(n, 1, dtype=f64), s], dim=1)
+    system[:n, n:], system[n:, :n] = p, p.T
+    rhs = torch.zeros(n + 3, 2, dtype=f64)
+    rhs[:n] = t
+    coef = torch.linalg.lstsq(system, rhs).solution
+    u = _tps_kernel(torch.cdist(q, s) ** 2)  # (M, N)
+    out = u @ coef[:n] + coef[n] + q[:, :1] * coef[n + 1] + q[:, 1:] * coef[n + 2]
+    return out.numpy()
 
 
 def _flared_elbow(
@@ -677,6 +756,7 @@ def warp_garment(
     regularization: float = 1e-4,
     outline: BodyOutline | None = None,
     with_grid: bool = False,
+    sleeve_follow: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Warp a flat-lay garment onto the body (thin-plate spline, bilinear, zero padding).
 
@@ -701,6 +781,8 @@ def warp_garment(
         ``with_grid=True`` adds the sampling grid ``(height, width, 2)`` float32 in
         ``grid_sample``'s normalized garment coordinates (align_corners=False), so a paste can
         sample the garment at its own resolution; -2 (outside the garment) when nothing warps.
+
+    ``sleeve_follow`` (with ``outline`` only): the sleeves' follow weights of :func:`fit_points`.
     """
     _check_garment(garment)
     _check_points(garment_points, "garment_points", NUM_GARMENT_POINTS)
@@ -717,7 +799,8 @@ def warp_garment(
     if outline is not None:
         if not isinstance(outline, BodyOutline):
             raise InputError("outline", "None or a BodyOutline", outline)
-        src, tgt = fit_points(garment_points, keypoints, outline, height, garment_alpha=alpha)
+        src, tgt = fit_points(garment_points, keypoints, outline, height, garment_alpha=alpha,
+                              sleeve_follow=sleeve_follow)  # fmt: skip
         src, tgt = src.to(device), tgt.to(device)
         if src.shape[0] < 3:
             return nothing

@@ -28,6 +28,7 @@ from engine.backends.streaming_runner import StreamingRunner
 from engine.inputs.frame_inputs import frame_inputs
 from engine.inputs.garment_image import GarmentImage
 from engine.inputs.person_crop import CropBox, PersonCrop
+from engine.inputs.sleeve_follow import SleeveFollow
 from engine.model.mpdt_generator import INPUT_NAMES
 from engine.runtime.paste import Paste
 from engine.runtime.stage_stats import StageStats
@@ -128,7 +129,9 @@ class BuildInputs:
     Keeps the "person lost" flag: the first usable frame after a loss (or after
     :meth:`restart`) is marked ``restart``, so the generator's window starts over there.
 
-    The crop box and the person mask are smoothed over the stream by ``crop``, along the image
+    The sleeves glide between following the arms and resting with the torso
+    (:class:`~engine.inputs.sleeve_follow.SleeveFollow`, reset with the crop). The crop box and
+    the person mask are smoothed over the stream by ``crop``, along the image
     motion the detector reports (``detection.motion``, previous -> this frame; ``None`` or absent:
     no motion): the box moves with the person instead of lagging it, and the mask's edge flicker
     (which would move the garment's measured outline) averages out.
@@ -142,11 +145,13 @@ class BuildInputs:
     def __init__(self, crop: PersonCrop, garment: Callable[[], GarmentImage | None]) -> None:
         self.crop = crop
         self.garment = garment
+        self.sleeves = SleeveFollow()
         self.lost = True
 
     def restart(self) -> None:
-        """Forget the crop smoothing; the next person frame restarts the window."""
+        """Forget the crop and sleeve smoothing; the next person frame restarts the window."""
         self.crop.reset()
+        self.sleeves.reset()
         self.lost = True
 
     def __call__(self, work: FrameWork, detection) -> FrameWork:
@@ -168,8 +173,9 @@ class BuildInputs:
             mask = torch.from_numpy(person)[None, None]
         frames = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
         t1 = time.perf_counter()
+        sleeves = [self.sleeves(keypoints[0], frames.shape[2])]
         inputs = frame_inputs(frames, keypoints, garment.rgba, garment_points=garment.points,
-                              person_mask=mask)  # fmt: skip
+                              person_mask=mask, sleeve_follow=sleeves)  # fmt: skip
         t2 = time.perf_counter()
         timings["crop"] = (t1 - t0) * 1e3
         timings["inputs"] = (t2 - t1) * 1e3
