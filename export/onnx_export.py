@@ -42,7 +42,13 @@ from torch import nn
 
 from engine.errors import ExportError, InputError
 from engine.model.mixed_precision import MixedPrecisionGenerator
-from engine.model.mpdt_generator import OUTPUT_NAMES, MPDTGenerator, example_inputs
+from engine.model.mpdt_generator import (
+    OUTPUT_NAMES,
+    PRECISIONS,
+    MPDTGenerator,
+    check_generator_args,
+    example_inputs,
+)
 from export.plugin_graph import (
     Call,
     evaluate_plugins_graph,
@@ -60,7 +66,6 @@ __all__ = [
     "FP32_MAX_REL_ERROR",
     "FP16_MAX_REL_ERROR",
     "PRECISIONS",
-    "check_export_args",
     "STANDARD_FILE",
     "PLUGINS_FILE",
     "Parity",
@@ -82,7 +87,6 @@ FP32_MAX_REL_ERROR = 1e-4
 FP16_MAX_REL_ERROR = 2e-2
 """Sanity bound for fp16 graphs vs PyTorch float32 (catches overflow and NaN; the measured error
 is reported)."""
-PRECISIONS = ("fp32", "fp16")
 STANDARD_FILE = "standard.onnx"
 PLUGINS_FILE = "plugins.onnx"
 
@@ -144,20 +148,6 @@ def with_size(model: MPDTGenerator, height: int, width: int) -> MPDTGenerator:
     resized = MPDTGenerator(dataclasses.replace(cfg, height=height, width=width))
     resized.load_state_dict(model.state_dict())
     return resized.eval()
-
-
-def check_export_args(model: object, frames: object, precision: object) -> int:
-    """The export's ``frames`` (the model's own window for ``None``), after checking ``model``
-    (an :class:`MPDTGenerator`), ``frames`` (an int >= 1) and ``precision`` (one of
-    :data:`PRECISIONS`); :class:`~engine.errors.InputError` naming the first bad one."""
-    if not isinstance(model, MPDTGenerator):
-        raise InputError("model", "an MPDTGenerator", model)
-    frames = model.config.frames if frames is None else frames
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        raise InputError("frames", "an int >= 1", frames)
-    if precision not in PRECISIONS:
-        raise InputError("precision", f"one of {', '.join(map(repr, PRECISIONS))}", precision)
-    return frames
 
 
 def _check_destination(directory: Path, argument: str) -> None:
@@ -290,7 +280,7 @@ def export_onnx(
             created or written (before any tracing); the checker, the TensorRT audit or the
             parity check failed.
     """
-    frames = check_export_args(model, frames, precision)
+    frames = check_generator_args(model, frames, precision)
     if not isinstance(path, (str, Path)):
         raise InputError("path", "a file path (str or pathlib.Path)", path)
     path = Path(path)
@@ -334,7 +324,7 @@ def export_graphs(
         ExportError: ``out_dir`` is an existing file, or cannot be created or written (before
             any tracing); a validation step failed.
     """
-    frames = check_export_args(model, frames, precision)
+    frames = check_generator_args(model, frames, precision)
     if size is not None and (
         not isinstance(size, tuple)
         or len(size) != 2

@@ -43,8 +43,19 @@ from torch import nn
 
 from engine.errors import ExportError, InputError
 from engine.model.mixed_precision import MixedPrecisionGenerator
-from engine.model.mpdt_generator import FEATURE_NAMES, OUTPUT_NAMES, MPDTGenerator, example_inputs
-from export.onnx_export import FP16_MAX_REL_ERROR, OPSET, simplify_graph, validate_graph
+from engine.model.mpdt_generator import (
+    FEATURE_NAMES,
+    OUTPUT_NAMES,
+    MPDTGenerator,
+    check_generator_args,
+    example_inputs,
+)
+from export.onnx_export import (
+    FP16_MAX_REL_ERROR,
+    OPSET,
+    simplify_graph,
+    validate_graph,
+)
 from export.onnx_export import FP32_MAX_REL_ERROR as MAX_REL_ERROR
 from export.plugin_graph import MarkedModule, evaluate_plugins_graph, insert_plugins, trace_marked
 
@@ -190,12 +201,13 @@ def export_streaming_graphs(
     model: MPDTGenerator,
     out_dir: str | Path,
     *,
-    frames: int,
+    frames: int | None,
     precision: str = "fp32",
     plugins: bool = False,
 ) -> dict[str, float]:
-    """Write ``encoder.onnx`` and ``window.onnx`` (T = ``frames``) to ``out_dir``, checked and
-    verified; returns each graph's worst relative error vs PyTorch float32, keyed by file stem.
+    """Write ``encoder.onnx`` and ``window.onnx`` (T = ``frames``; ``None``: the model's own
+    window) to ``out_dir``, checked and verified; returns each graph's worst relative error vs
+    PyTorch float32, keyed by file stem.
 
     ``precision="fp16"`` traces the mixed-precision copy of the model
     (:mod:`engine.model.mixed_precision`: fp16 convolutions, the MPDT blocks and every
@@ -211,12 +223,7 @@ def export_streaming_graphs(
             ``plugins``.
         ExportError: simplifier, checker, TensorRT audit or parity failed.
     """
-    if not isinstance(model, MPDTGenerator):
-        raise InputError("model", "an MPDTGenerator", model)
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        raise InputError("frames", "an int >= 1", frames)
-    if precision not in ("fp32", "fp16"):
-        raise InputError("precision", "'fp32' or 'fp16'", precision)
+    frames = check_generator_args(model, frames, precision)
     if not isinstance(plugins, bool):
         raise InputError("plugins", "True or False", plugins)
     model = model.eval()

@@ -62,13 +62,13 @@ from engine.model.mpdt_generator import (
     INPUT_NAMES,
     OUTPUT_NAMES,
     MPDTGenerator,
+    check_generator_args,
     example_inputs,
 )
 from export.onnx_export import (
     FP16_MAX_REL_ERROR,
     FP32_MAX_REL_ERROR,
     OPSET,
-    check_export_args,
     simplify_graph,
     validate_graph,
 )
@@ -451,7 +451,7 @@ def write_triton_repository(
         InputError: a bad argument.
         ExportError: the simplifier, checker, TensorRT audit or parity failed.
     """
-    frames = check_export_args(model, frames, precision)
+    frames = check_generator_args(model, frames, precision)
     counts = (("max_batch", max_batch), ("max_queue_delay_us", max_queue_delay_us),
               ("max_sequence_idle_us", max_sequence_idle_us),
               ("max_sequences", 1 if max_sequences is None else max_sequences))  # fmt: skip

@@ -52,6 +52,7 @@ from engine.model.mpdt_generator import (
     INPUT_NAMES,
     OUTPUT_NAMES,
     MPDTGenerator,
+    check_generator_args,
     example_inputs,
 )
 from engine.packages import import_tensorrt
@@ -369,7 +370,7 @@ class TensorRTStreamingRunner(_Window):
 def make_streaming_runner(
     model: MPDTGenerator,
     *,
-    frames: int,
+    frames: int | None,
     choice: BackendChoice,
     precision: str = "fp32",
     cache_dir: str | Path | None = None,
@@ -378,7 +379,7 @@ def make_streaming_runner(
 
     Args:
         model: the float32 generator.
-        frames: T, the window length (>= 1).
+        frames: T, the window length (>= 1); ``None``: the model's own window.
         choice: from :func:`engine.backends.selection.choose_backend`.
         precision: ``"fp32"`` or ``"fp16"`` (fp16 needs a CUDA device: TensorRT, CUDA torch or
             onnxruntime's CUDA provider).
@@ -389,12 +390,7 @@ def make_streaming_runner(
         InputError: bad ``frames`` or ``precision``, or fp16 on a CPU backend.
         BackendUnavailableError: the backend cannot run here (e.g. TensorRT not installed).
     """
-    if not isinstance(model, MPDTGenerator):
-        raise InputError("model", "an MPDTGenerator", model)
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        raise InputError("frames", "an int >= 1", frames)
-    if precision not in ("fp32", "fp16"):
-        raise InputError("precision", "'fp32' or 'fp16'", precision)
+    frames = check_generator_args(model, frames, precision)
     if precision == "fp16" and choice.device != "cuda":
         expected = (f"'fp32' for {choice.backend} on the CPU (fp16 runs on CUDA devices: "
                     "TensorRT, CUDA torch, onnxruntime-gpu)")  # fmt: skip

@@ -56,8 +56,29 @@ __all__ = [
     "FEATURE_NAMES",
     "IMPLS",
     "POSE_CHANNELS",
+    "PRECISIONS",
+    "check_generator_args",
     "example_inputs",
 ]
+
+PRECISIONS = ("fp32", "fp16")
+"""The precisions a generator is exported and run in (fp16: :mod:`engine.model.mixed_precision`)."""
+
+
+def check_generator_args(model: object, frames: object, precision: object) -> int:
+    """``frames`` (the model's own window for ``None``), after checking ``model`` (an
+    :class:`MPDTGenerator`), ``frames`` (an int >= 1) and ``precision`` (one of
+    :data:`PRECISIONS`): the checks of every exporter and streaming runner;
+    :class:`~engine.errors.InputError` naming the first bad one."""
+    if not isinstance(model, MPDTGenerator):
+        raise InputError("model", "an MPDTGenerator", model)
+    frames = model.config.frames if frames is None else frames
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise InputError("frames", "an int >= 1", frames)
+    if precision not in PRECISIONS:
+        raise InputError("precision", f"one of {', '.join(map(repr, PRECISIONS))}", precision)
+    return frames
+
 
 IMPLS = ("auto", "triton", "torch", "reference")
 """How the generator runs its attention and composite (the ``impl`` argument of
