@@ -10,8 +10,8 @@ weight by ``1 / BLEND_FRAMES`` per frame towards its decision, so a switch is a 
 :data:`BLEND_FRAMES` frames; :func:`engine.inputs.garment.fit_points` blends the sleeve's targets
 between "at rest" and "along the arm" by the weight.
 
-The first frame after :meth:`SleeveFollow.reset` takes the one-frame rule at once (weights 0 or
-1), so a stream's first frame equals :func:`engine.inputs.frame_inputs.frame_inputs` on it alone.
+The first frame after :meth:`SleeveFollow.reset` takes the one-frame decision at once (weights
+0 or 1, no glide from 0).
 """
 
 from __future__ import annotations
