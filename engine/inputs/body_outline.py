@@ -52,12 +52,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
 from engine.errors import InputError
-from engine.inputs.tryon_region import ARM_RADIUS_RATIO, body_frame
+from engine.inputs.tryon_region import ARM_RADIUS_RATIO, body_frame, host_keypoints, to_device
 from engine.keypoints import KEYPOINT_INDEX, check_keypoints, check_size, present_keypoints
 
 __all__ = [
@@ -66,6 +65,7 @@ __all__ = [
     "LINES",
     "BodyOutline",
     "body_outline",
+    "sample_mask",
 ]
 
 LINES = ("shoulder", "chest", "waist", "hem")
@@ -115,16 +115,69 @@ class BodyOutline:
         return self.status != "none"
 
 
-def _sample(mask: np.ndarray | None, pts: np.ndarray) -> np.ndarray:
-    """Bilinear mask values at pixel coordinates ``pts`` (N, 2); -1 outside the frame."""
-    if mask is None:
-        return np.zeros(len(pts), np.float32)
+_SUBPIXEL = 32
+"""Sample positions are rounded to 1/32 pixel (OpenCV ``remap``'s fixed-point grid, which this
+sampling replaced: the outline stays what it was on the CPU)."""
+
+
+def sample_mask(mask: torch.Tensor, points: np.ndarray) -> torch.Tensor:
+    """Bilinear values of ``mask`` at pixel coordinates, on the mask's device; -1 outside.
+
+    Pixel coordinates have their origin at the top-left pixel's corner (pixel centres at
+    ``+0.5``); positions are rounded to :data:`_SUBPIXEL` steps and the border is replicated
+    (OpenCV ``remap(INTER_LINEAR, BORDER_REPLICATE)`` to float precision); a point outside the
+    image (``x < 0``, ``x > W``, ``y < 0`` or ``y > H``) gives -1.
+
+    Args:
+        mask: ``(H, W)`` float32 tensor, any device.
+        points: ``(N, 2)`` float ``(x, y)`` host array.
+
+    Returns:
+        ``(N,)`` float32 on ``mask.device`` (the points go there as one small copy).
+    """
     h, w = mask.shape
-    mx = (pts[:, 0] - 0.5).astype(np.float32)[None]
-    my = (pts[:, 1] - 0.5).astype(np.float32)[None]
-    vals = cv2.remap(mask, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     outside = (pts[:, 0] < 0) | (pts[:, 0] > w) | (pts[:, 1] < 0) | (pts[:, 1] > h)
-    return np.where(outside, -1.0, vals)
+    src = (pts - 0.5).astype(np.float32)  # pixel-centre origin
+    src[outside] = 0.0  # any position: the value is replaced by -1
+    packed = torch.from_numpy(np.concatenate([src, outside[:, None].astype(np.float32)], 1))
+    packed = to_device(packed, mask.device)  # (N, 3): x, y, outside
+    q = torch.round(packed[:, :2] * _SUBPIXEL)  # half to even, like OpenCV's cvRound
+    base = torch.floor(q / _SUBPIXEL)
+    frac = (q - base * _SUBPIXEL) / _SUBPIXEL  # (N, 2) in [0, 1), exact
+    x0, y0 = base[:, 0].to(torch.int64), base[:, 1].to(torch.int64)
+    fx, fy = frac[:, 0], frac[:, 1]
+    xa, xb = x0.clamp(0, w - 1), (x0 + 1).clamp(0, w - 1)
+    ya, yb = y0.clamp(0, h - 1), (y0 + 1).clamp(0, h - 1)
+    flat = mask.reshape(-1)
+    v00, v01 = flat[ya * w + xa], flat[ya * w + xb]
+    v10, v11 = flat[yb * w + xa], flat[yb * w + xb]
+    gx, gy = 1.0 - fx, 1.0 - fy
+    vals = v00 * (gy * gx) + v01 * (gy * fx) + v10 * (fy * gx) + v11 * (fy * fx)
+    return torch.where(packed[:, 2] > 0.5, torch.full_like(vals, -1.0), vals)
+
+
+class _Samples:
+    """Point sets gathered for one :func:`sample_mask` call: one copy to the mask's device and
+    one back per round of measurements, however many runs the round has."""
+
+    def __init__(self, mask: torch.Tensor | None) -> None:
+        self.mask = mask
+        self.sets: list[np.ndarray] = []
+
+    def add(self, points: np.ndarray) -> int:
+        self.sets.append(points)
+        return len(self.sets) - 1
+
+    def values(self) -> list[np.ndarray]:
+        """Per added set, its (n,) float32 host values (zeros without a mask)."""
+        sizes = [len(p) for p in self.sets]
+        if not sizes:
+            return []
+        if self.mask is None:
+            return [np.zeros(n, np.float32) for n in sizes]
+        vals = sample_mask(self.mask, np.concatenate(self.sets)).cpu().numpy()  # one copy back
+        return np.split(vals, np.cumsum(sizes)[:-1])
 
 
 def _walk(vals: np.ndarray, start: int, step: int) -> tuple[float, str]:
@@ -144,13 +197,17 @@ def _walk(vals: np.ndarray, start: int, step: int) -> tuple[float, str]:
     return float(i), "bound"
 
 
-def _run(mask, centre, direction, reach, seek) -> tuple[float, float, str, str] | None:
-    """The mask run through ``centre`` along ``direction`` (unit), sampled in ``[-reach, reach]``
-    px: (neg end, pos end) as signed offsets, and the reasons; None when no mask sample lies
-    within ``seek`` px of the centre."""
+def _run_points(centre, direction, reach) -> tuple[np.ndarray, np.ndarray]:
+    """Sample offsets ``[-reach, reach]`` px (every :data:`_STEP`) along ``direction`` (unit)
+    through ``centre``, and their points (N, 2)."""
     offs = np.arange(-reach, reach + _STEP / 2, _STEP)
-    pts = centre[None] + offs[:, None] * direction[None]
-    vals = _sample(mask, pts)
+    return offs, centre[None] + offs[:, None] * direction[None]
+
+
+def _run(offs: np.ndarray, vals: np.ndarray, seek) -> tuple[float, float, str, str] | None:
+    """The mask run through the centre (offset 0) of samples ``vals`` at ``offs``: (neg end, pos
+    end) as signed offsets, and the reasons; None when no mask sample lies within ``seek`` px of
+    the centre."""
     mid = int(np.argmin(np.abs(offs)))
     inside = np.nonzero((vals > 0.5) & (np.abs(offs) <= seek))[0]
     if inside.size == 0:
@@ -177,11 +234,17 @@ def body_outline(
     Args:
         person_mask: ``(H, W)`` (or ``(1, H, W)``) float mask in [0, 1] at the keypoints' scale,
             or ``None`` (every value is then a keypoint estimate, ``status == "keypoints"``).
-        keypoints: ``(18, 3)`` pose in pixels.
+        keypoints: ``(18, 3)`` pose in pixels (any device; its values are read on the host,
+            :func:`engine.inputs.tryon_region.host_keypoints`).
         height, width: the image size.
 
     Returns:
-        a :class:`BodyOutline` (see the module docstring for every rule).
+        a :class:`BodyOutline` (see the module docstring for every rule), CPU tensors.
+
+    The mask stays on its device (:func:`sample_mask`): the measurement is keypoint geometry and
+    walks along the samples on the host, with two rounds of samples, each one copy of the sample
+    positions to the device and one of their values (a few thousand floats) back: the arms and
+    torso lines, then the shoulder tops.
     """
     check_keypoints(keypoints, max_ndim=2)
     height, width = check_size(height, "height"), check_size(width, "width")
@@ -194,10 +257,9 @@ def body_outline(
             raise InputError(
                 "person_mask", f"None or a tensor of shape {(height, width)}", person_mask
             )
-        mask = person_mask.detach().reshape(height, width).to("cpu", torch.float32).numpy()
-        mask = np.ascontiguousarray(mask)
+        mask = person_mask.detach().reshape(height, width).to(torch.float32)
 
-    kp = keypoints.detach().to("cpu", torch.float32)
+    kp = host_keypoints(keypoints)
     bf = body_frame(kp[None], height)
     present = present_keypoints(kp).numpy()
     f64 = lambda v: v[0].numpy().astype(np.float64)  # noqa: E731
@@ -252,7 +314,18 @@ def body_outline(
     wrists = (kp[_RW, :2].numpy().astype(np.float64), kp[_LW, :2].numpy().astype(np.float64))
     has_wrist = (bool(present[_RW]), bool(present[_LW]))
 
-    # Upper arm widths.
+    ranges = [HALF_WIDTH_RANGE[name] for name in LINES]
+    side_view = False
+    hips_present = bool(
+        present[KEYPOINT_INDEX["right_hip"]] and present[KEYPOINT_INDEX["left_hip"]]
+    )
+    if hips_present and float(to_body(hips_mid)[1]) > SIDE_VIEW_TORSO_RATIO * sw:
+        side_view = True
+
+    # The first round of samples: every run across the upper arms and the torso lines (their
+    # positions depend on the keypoints only), one copy to the mask's device and back.
+    first = _Samples(mask)
+    arm_runs: list[list[tuple[np.ndarray, int]]] = [[], []]
     for side in (0, 1):
         if not has_elbow[side]:
             continue
@@ -263,9 +336,23 @@ def body_outline(
             continue
         axis = (b - a) / length
         normal = np.array([-axis[1], axis[0]])
-        widths = []
         for frac in (0.35, 0.5, 0.65):
-            run = _run(mask, a + frac * (b - a), normal, 0.3 * sw, 0.1 * sw)
+            offs, pts = _run_points(a + frac * (b - a), normal, 0.3 * sw)
+            arm_runs[side].append((offs, first.add(pts)))
+    line_runs: list[tuple[np.ndarray, int]] = []
+    if mask is not None and not side_view:
+        for li, t in enumerate(line_t):
+            offs, pts = _run_points(to_img(0.0, t), u, ranges[li][1] * sw + 2.0)
+            line_runs.append((offs, first.add(pts)))
+    vals = first.values()
+
+    # Upper arm widths.
+    for side in (0, 1):
+        if not arm_runs[side]:
+            continue
+        widths = []
+        for offs, i in arm_runs[side]:
+            run = _run(offs, vals[i], 0.1 * sw)
             if run is None:
                 continue
             lo, hi, why_lo, why_hi = run
@@ -280,7 +367,6 @@ def body_outline(
                 arm_w[side], arm_conf[side] = wmed, MEASURED
 
     # Torso edges.
-    ranges = [HALF_WIDTH_RANGE[name] for name in LINES]
     arm_segments = []
     for side in (0, 1):
         segs = []
@@ -289,19 +375,13 @@ def body_outline(
             if has_wrist[side]:
                 segs.append((to_body(elbows[side]), to_body(wrists[side])))
         arm_segments.append(segs)
-    side_view = False
-    hips_present = bool(
-        present[KEYPOINT_INDEX["right_hip"]] and present[KEYPOINT_INDEX["left_hip"]]
-    )
-    if hips_present and float(to_body(hips_mid)[1]) > SIDE_VIEW_TORSO_RATIO * sw:
-        side_view = True
     measured = np.zeros((4, 2))
     xs = est.copy()
     bounds = 0
-    if mask is not None and not side_view:
+    if line_runs:
         for li, t in enumerate(line_t):
-            reach = ranges[li][1] * sw + 2.0
-            run = _run(mask, to_img(0.0, t), u, reach, 0.15 * sw)
+            offs, i = line_runs[li]
+            run = _run(offs, vals[i], 0.15 * sw)
             if run is None:
                 continue
             ends = (run[0], run[1])
@@ -330,20 +410,25 @@ def body_outline(
             edges[li, side] = to_img(xs[li, side], t)
             conf[li, side] = measured[li, side] if measured[li, side] > 0 else ESTIMATE
 
-    # Shoulder tops.
+    # Shoulder tops: the second round of samples (where they start depends on the first).
+    second = _Samples(mask)
+    top_x, top_runs = [0.0, 0.0], [-1, -1]
     for side, sign in ((0, -1.0), (1, 1.0)):
         x = xs[0, side] - sign * (0.25 * arm_w[side] if measured[0, side] else 0.0)
-        t_top, c = -0.06 * sw, ESTIMATE
+        top_x[side] = x
         if mask is not None and measured[0, side] and not side_view:
-            reach = 0.35 * sw
-            offs = np.arange(0.0, reach + _STEP / 2, _STEP)
-            pts = to_img(x, 0.0)[None] - offs[:, None] * d[None]
-            vals = _sample(mask, pts)
-            if vals[0] > 0.5:
-                end, why = _walk(vals, 0, 1)
+            offs = np.arange(0.0, 0.35 * sw + _STEP / 2, _STEP)
+            top_runs[side] = second.add(to_img(x, 0.0)[None] - offs[:, None] * d[None])
+    vals = second.values()
+    for side in (0, 1):
+        t_top, c = -0.06 * sw, ESTIMATE
+        if top_runs[side] >= 0:
+            top = vals[top_runs[side]]
+            if top[0] > 0.5:
+                end, why = _walk(top, 0, 1)
                 if why == "edge":
                     t_top, c = -end * _STEP, MEASURED
-        tops[side] = to_img(x, t_top)
+        tops[side] = to_img(top_x[side], t_top)
         top_conf[side] = c
 
     if side_view:

@@ -25,6 +25,13 @@ The region is the union of (in pixels, tested at pixel centres, see :mod:`engine
 * the neck base: a disk around the neck of radius ``(NECK_RADIUS_RATIO + dilate) * sw``.
 
 The mask is binary (0.0 or 1.0) float32.
+
+**Devices.** The per-pixel work (region, background, paste mask, shading) runs on the device of
+its inputs; decisions that depend on keypoint values (is there a person, which box to rasterize,
+where the face is) are taken on the host, from a host copy of the keypoints
+(:func:`mirror_keypoints` / :func:`host_keypoints`: the keypoints come from the host detector, so
+a device session registers the array it uploaded), so building the inputs does not wait for the
+device. Small host-made tensors reach the device by :func:`to_device` (pinned, non-blocking).
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ __all__ = [
     "TORSO_LENGTH_RATIO",
     "BodyFrame",
     "body_frame",
+    "host_keypoints",
+    "mirror_keypoints",
+    "to_device",
     "clothing_shading",
     "make_background",
     "paste_mask",
@@ -104,14 +114,110 @@ class _RecentFrames(threading.local):
 _RECENT = _RecentFrames()
 
 
+class _Mirror(NamedTuple):
+    device: torch.Tensor  # the registered tensor (held: its memory cannot be reused meanwhile)
+    version: int  # its version counter when registered: an in-place write invalidates
+    host: torch.Tensor  # the same values on the CPU, the same shape, contiguous
+
+
+_MIRRORS: dict[tuple[str, int], _Mirror] = {}
+_MIRRORS_LOCK = threading.Lock()
+_MIRRORS_SIZE = 16
+
+
+def mirror_keypoints(keypoints: torch.Tensor, host: torch.Tensor) -> None:
+    """Register ``host``, a CPU copy of the device tensor ``keypoints``, so that the inputs read
+    keypoint values (presence, shoulder width, the body frame's cache key) from the host instead
+    of copying them back from the device (a copy that waits for everything queued on it).
+
+    The keypoints come from the host detector anyway: upload them, then register the host array
+    they came from. :func:`host_keypoints` finds the copy for ``keypoints`` and for any view of
+    it (``keypoints[i]``, ``reshape``, ``detach``) until the tensor is written in place; the last
+    few registrations are kept.
+
+    Args:
+        keypoints: contiguous floating tensor (e.g. ``(T, 18, 3)``) on any device.
+        host: CPU tensor of the same shape and dtype holding the same values.
+
+    Raises:
+        InputError: a shape, dtype or layout mismatch.
+    """
+    if (
+        not isinstance(keypoints, torch.Tensor)
+        or not keypoints.is_floating_point()
+        or not keypoints.is_contiguous()
+        or keypoints.storage_offset() != 0
+        or keypoints.untyped_storage().nbytes() != keypoints.numel() * keypoints.element_size()
+    ):
+        raise InputError("keypoints", "a contiguous floating tensor that owns its memory",
+                         keypoints)  # fmt: skip
+    if (
+        not isinstance(host, torch.Tensor)
+        or host.device.type != "cpu"
+        or host.shape != keypoints.shape
+        or host.dtype != keypoints.dtype
+    ):
+        raise InputError("host", f"a CPU {keypoints.dtype} tensor of shape "
+                         f"{tuple(keypoints.shape)}", host)  # fmt: skip
+    entry = _Mirror(keypoints, keypoints._version, host.detach().contiguous().clone())
+    key = (str(keypoints.device), keypoints.untyped_storage().data_ptr())
+    with _MIRRORS_LOCK:
+        _MIRRORS.pop(key, None)
+        if len(_MIRRORS) >= _MIRRORS_SIZE:
+            _MIRRORS.pop(next(iter(_MIRRORS)))  # the oldest
+        _MIRRORS[key] = entry
+
+
+def host_keypoints(keypoints: torch.Tensor) -> torch.Tensor:
+    """``keypoints``' values as a CPU float32 tensor, without waiting for the device where
+    possible: the registered host copy (:func:`mirror_keypoints`) viewed like ``keypoints``;
+    else ``keypoints`` itself when on the CPU; else a copy from the device (which waits for it).
+    Treat the result as read-only."""
+    if keypoints.numel() > 0 and not keypoints.requires_grad:
+        key = (str(keypoints.device), keypoints.untyped_storage().data_ptr())
+        with _MIRRORS_LOCK:
+            entry = _MIRRORS.get(key)
+        if (
+            entry is not None
+            and entry.device._version == entry.version
+            and keypoints._version == entry.version
+            and keypoints.dtype == entry.host.dtype
+        ):
+            view = entry.host.as_strided(
+                keypoints.shape, keypoints.stride(), keypoints.storage_offset()
+            )
+            return view.to(torch.float32)
+    return keypoints.detach().to("cpu", torch.float32)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor on ``device`` without waiting for the device: through page-locked
+    memory from torch's caching host allocator (reused only once its copy has run) and a
+    non-blocking copy on CUDA; ``tensor`` itself on the CPU."""
+    if device.type == "cpu":
+        return tensor
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def body_frame(keypoints: torch.Tensor, height: int) -> BodyFrame:
     """The geometry of the module docstring for ``(B, 18, 3)`` keypoints (no validation).
 
-    Every call returns tensors of its own (CPU results are remembered by value and handed out
-    as copies, so a caller writing into one changes nothing else)."""
-    if keypoints.device.type != "cpu" or keypoints.requires_grad:
+    Every call returns tensors of its own on ``keypoints.device``. The geometry is computed on
+    the CPU from the keypoints' host values (:func:`host_keypoints`) and remembered by value;
+    on another device it arrives there as one small non-blocking copy (nothing waits for the
+    device). Device keypoints with no host copy registered (or needing gradients) are computed
+    on their device, uncached."""
+    if keypoints.requires_grad:
         return _body_frame(keypoints, height)
-    kp = keypoints.detach().to(torch.float32).contiguous()
+    device = keypoints.device
+    if device.type != "cpu":
+        with _MIRRORS_LOCK:
+            known = (str(device), keypoints.untyped_storage().data_ptr()) in _MIRRORS
+        if not known:
+            return _body_frame(keypoints, height)
+    kp = host_keypoints(keypoints).contiguous()
     key = (tuple(kp.shape), float(height), kp.numpy().tobytes())
     entries = _RECENT.entries
     frame = entries.get(key)
@@ -120,7 +226,23 @@ def body_frame(keypoints: torch.Tensor, height: int) -> BodyFrame:
         if len(entries) >= _RecentFrames.SIZE:
             entries.pop(next(iter(entries)))  # the oldest
         entries[key] = frame
-    return BodyFrame(*(t.clone() for t in frame))
+    if device.type == "cpu":
+        return BodyFrame(*(t.clone() for t in frame))
+    return _moved(frame, device)
+
+
+def _moved(frame: BodyFrame, device: torch.device) -> BodyFrame:
+    """``frame`` (CPU) on ``device`` in one copy: every field packed into one float32 vector."""
+    flat = torch.cat([t.reshape(-1).to(torch.float32) for t in frame])
+    moved = to_device(flat, device)
+    if moved is flat:
+        moved = flat.clone()
+    fields, start = [], 0
+    for t in frame:
+        part = moved[start : start + t.numel()].view(t.shape)
+        start += t.numel()
+        fields.append(part > 0.5 if t.dtype == torch.bool else part)
+    return BodyFrame(*fields)
 
 
 def _body_frame(keypoints: torch.Tensor, height: int) -> BodyFrame:
@@ -237,6 +359,20 @@ def _inside_polygon(xs: torch.Tensor, ys: torch.Tensor, poly: torch.Tensor) -> t
     return crossings.sum(dim=1) % 2 == 1
 
 
+def _region_shapes(bf: BodyFrame, ratios: torch.Tensor):
+    """The region's shapes on ``bf``'s device: torso polygon ``(B, 4, 2)``; segments ``a -> b``
+    ``(B, 7, 2)`` (4 torso edges, 2 upper arms, the neck as a point), their radii ``(B, 7)``
+    (``ratios`` ``(7,)`` times the shoulder width) and which are used ``(B, 7)`` bool."""
+    poly = torch.stack([bf.r_shoulder, bf.l_shoulder, bf.l_hip, bf.r_hip], dim=1)  # (B, 4, 2)
+    a = torch.cat([poly, bf.r_shoulder[:, None], bf.l_shoulder[:, None], bf.neck[:, None]], 1)
+    b = torch.cat([torch.roll(poly, -1, dims=1), bf.r_elbow[:, None], bf.l_elbow[:, None]], 1)
+    b = torch.cat([b, bf.neck[:, None]], 1)  # (B, 7, 2)
+    radius = ratios * bf.shoulder_width[:, None]  # (B, 7)
+    use = torch.ones_like(radius, dtype=torch.bool)
+    use[:, 4:6] = bf.conf_elbow > 0
+    return poly, a, b, radius, use
+
+
 def _check_dilate(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InputError(name, "a finite float >= 0", value)
@@ -294,31 +430,26 @@ def tryon_region(
     device = kp.device
     xs = torch.arange(width, device=device, dtype=torch.float32) + 0.5
     ys = torch.arange(height, device=device, dtype=torch.float32) + 0.5
-    sw = bf.shoulder_width  # (B,)
-
-    poly = torch.stack([bf.r_shoulder, bf.l_shoulder, bf.l_hip, bf.r_hip], dim=1)  # (B, 4, 2)
-    # Segments: 4 torso edges, 2 upper arms, the neck (a point); radius per segment.
-    a = torch.cat([poly, bf.r_shoulder[:, None], bf.l_shoulder[:, None], bf.neck[:, None]], 1)
-    b = torch.cat([torch.roll(poly, -1, dims=1), bf.r_elbow[:, None], bf.l_elbow[:, None]], 1)
-    b = torch.cat([b, bf.neck[:, None]], 1)  # (B, 7, 2)
     ratios = torch.tensor(
-        [dilate] * 4 + [ARM_RADIUS_RATIO + dilate] * 2 + [NECK_RADIUS_RATIO + dilate],
-        device=device,
+        [dilate] * 4 + [ARM_RADIUS_RATIO + dilate] * 2 + [NECK_RADIUS_RATIO + dilate]
     )
-    radius = ratios * sw[:, None]  # (B, 7)
-    use = torch.ones_like(radius, dtype=torch.bool)
-    use[:, 4:6] = bf.conf_elbow > 0
+    poly, a, b, radius, use = _region_shapes(bf, to_device(ratios, device))
     # Evaluate only inside each pose's bounding box (all shapes plus their radii): one small
-    # vectorized block per pose.
-    r_max = (radius * use).amax(dim=1)  # (B,)
-    ends = torch.cat([a, b], dim=1)  # (B, 14, 2)
-    ends = torch.where(use.repeat(1, 2)[..., None], ends, a[:, :1].expand_as(ends))
+    # vectorized block per pose. The boxes come from the host geometry (the same values), so
+    # nothing waits for the device.
+    host = bf if device.type == "cpu" else body_frame(host_keypoints(kp), height)
+    h_poly, h_a, h_b, h_radius, h_use = (
+        (poly, a, b, radius, use) if host is bf else _region_shapes(host, ratios)
+    )
+    r_max = (h_radius * h_use).amax(dim=1)  # (B,)
+    ends = torch.cat([h_a, h_b], dim=1)  # (B, 14, 2)
+    ends = torch.where(h_use.repeat(1, 2)[..., None], ends, h_a[:, :1].expand_as(ends))
     lo = (ends.amin(dim=1) - r_max[:, None]).clamp(-1.0, 1e7).floor().to(torch.int64)
     hi = (ends.amax(dim=1) + r_max[:, None]).clamp(-1.0, 1e7).ceil().to(torch.int64) + 1
     lo_x, lo_y = lo[:, 0].clamp(0, width), lo[:, 1].clamp(0, height)
     hi_x, hi_y = hi[:, 0].clamp(0, width), hi[:, 1].clamp(0, height)
     boxes = torch.stack([lo_x, hi_x, lo_y, hi_y], dim=-1).tolist()
-    valid = bf.valid.tolist()
+    valid = host.valid.tolist()
     out = torch.zeros(kp.shape[0], height, width, device=device)
     for i, (x0, x1, y0, y1) in enumerate(boxes):
         if not valid[i] or x1 <= x0 or y1 <= y0:
@@ -399,7 +530,7 @@ _RW, _LW = KEYPOINT_INDEX["right_wrist"], KEYPOINT_INDEX["left_wrist"]
 
 
 def skin_like(frame: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
-    """``(1, H, W)`` bool: pixels whose skin colour matches the person's face.
+    """``(1, H, W)`` bool on ``frame.device``: pixels whose skin colour matches the person's face.
 
     Calibration per person: the pixels within ``r`` of the nose and eyes (``r`` = 0.6 of the
     eye distance, else 0.06 of the shoulder width; at least 2 px; ears only when no nose or
@@ -407,9 +538,19 @@ def skin_like(frame: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
     a pixel is skin when inside the ellipse centred there with semi-axes ``SKIN_SPREAD *``
     spread, clamped to ``[SKIN_MIN_AXIS, SKIN_MAX_AXIS]`` (:func:`kernels.skin_mask`). Without a
     face (fewer than 8 samples), the generic Hsu et al. ellipse (the kernel's defaults).
+
+    Args:
+        frame: ``(3, H, W)`` float RGB in [0, 1], any device.
+        keypoints: ``(18, 3)`` pose in pixels (any device; its host values are read through
+            :func:`host_keypoints`).
+
+    Which pixels calibrate is keypoint geometry, decided on the host; the pixels' colours stay
+    on the device, and only the four calibration numbers (median and spread of Cb and Cr) come
+    back to the host, as one small copy, when a face is found.
     """
     _, h, w = frame.shape
-    kp = keypoints.detach().to("cpu", torch.float32)
+    device = frame.device
+    kp = host_keypoints(keypoints)
     present = present_keypoints(kp)
     bf = body_frame(kp[None], h)
     x = frame[None].to(torch.float32).clamp(0.0, 1.0)
@@ -424,17 +565,28 @@ def skin_like(frame: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
         return skin_mask(x)[0]
     ys = torch.arange(h, dtype=torch.float32)[:, None] + 0.5
     xs = torch.arange(w, dtype=torch.float32)[None, :] + 0.5
-    near = torch.zeros(h, w, dtype=torch.bool)
+    near = torch.zeros(h, w, dtype=torch.bool)  # host: keypoint geometry only
     for i in centres:
         near |= (xs - kp[i, 0]) ** 2 + (ys - kp[i, 1]) ** 2 <= r * r
     if int(near.sum()) < 8:
         return skin_mask(x)[0]
-    ycc = rgb_to_ycbcr(x)[0].cpu() * 255.0  # (3, H, W)
-    cb, cr = ycc[1][near], ycc[2][near]
-    cb0, cr0 = float(cb.median()), float(cr.median())
-    spread = [1.4826 * float((v - v.median()).abs().median()) for v in (cb, cr)]
+    index = to_device(near.reshape(-1).nonzero()[:, 0], device)  # (N,) row-major, as near's
+    ycc = rgb_to_ycbcr(x)[0] * 255.0  # (3, H, W) on the device
+    chroma = ycc[1:].reshape(2, -1).index_select(1, index)  # (2, N): Cb, Cr of the face
+    median = chroma.median(dim=1).values  # (2,)
+    mad = (chroma - median[:, None]).abs().median(dim=1).values
+    cb0, cr0, mad_cb, mad_cr = torch.cat([median, mad]).tolist()  # the one copy back
+    spread = [1.4826 * mad_cb, 1.4826 * mad_cr]
     axes = tuple(min(max(SKIN_SPREAD * sp, SKIN_MIN_AXIS), SKIN_MAX_AXIS) for sp in spread)
     return skin_mask(x, center=(cb0, cr0), axes=axes, angle=0.0, offset=(0.0, 0.0))[0]
+
+
+def _touches(a: torch.Tensor, b: torch.Tensor, radius: float, height: int, width: int) -> bool:
+    """Whether the capsule ``a -> b`` (radius px) may contain a pixel centre of the image: its
+    bounding box meets the centres' rectangle (a host test on host points; may say yes for a
+    capsule that misses, never no for one that hits)."""
+    lo, hi = torch.minimum(a, b) - radius, torch.maximum(a, b) + radius
+    return bool(hi[0] >= 0.5 and lo[0] <= width - 0.5 and hi[1] >= 0.5 and lo[1] <= height - 0.5)
 
 
 def paste_mask(
@@ -445,7 +597,8 @@ def paste_mask(
     person_mask: torch.Tensor | None = None,
     arm_width: tuple[float, float] | None = None,
 ) -> torch.Tensor:
-    """Where the new garment replaces the frame: ``(1, H, W)`` float32 in [0, 1].
+    """Where the new garment replaces the frame: ``(1, H, W)`` float32 in [0, 1] on
+    ``frame.device``.
 
     ``cloth_mask`` (the warped garment's alpha) over the body (``person_mask`` > 0.5, dilated by
     ``max(1, H // 64)`` px; without a mask, the whole frame), minus:
@@ -459,37 +612,52 @@ def paste_mask(
     So for a long-sleeved person trying on a T-shirt, their own sleeves stay visible below the
     new short sleeve (outside the warped alpha nothing is pasted); a clothed forearm lying in
     front of the torso is not skin and is painted over by the new garment.
+
+    Args:
+        frame: ``(3, H, W)`` float RGB in [0, 1], any device (the masks are built there).
+        keypoints: ``(18, 3)`` pose in pixels; its values are read on the host
+            (:func:`host_keypoints`).
+        cloth_mask: ``(1, H, W)`` (or ``(H, W)``) warped alpha, moved to ``frame.device``.
+        person_mask: ``None`` or ``(H, W)`` person mask, moved to ``frame.device``.
+        arm_width: the (right, left) upper arm widths in pixels, or ``None``.
     """
     _, h, w = frame.shape
-    kp = keypoints.detach().to("cpu", torch.float32)
-    alpha = cloth_mask.detach().to("cpu", torch.float32).reshape(1, h, w).clamp(0.0, 1.0)
-    bf = body_frame(kp[None], h)
+    device = frame.device
+    kp = host_keypoints(keypoints)
+    alpha = cloth_mask.detach().to(device, torch.float32).reshape(1, h, w).clamp(0.0, 1.0)
+    bf = body_frame(kp[None], h)  # host geometry
     if not bool(bf.valid[0]):
-        return torch.zeros(1, h, w)
+        return torch.zeros(1, h, w, device=device)
     out = alpha.clone()
     if person_mask is not None:
-        pm = (person_mask.detach().to("cpu", torch.float32).reshape(1, 1, h, w) > 0.5).float()
+        pm = (person_mask.detach().to(device, torch.float32).reshape(1, 1, h, w) > 0.5).float()
         k = max(1, h // 64)
         out = out * F.max_pool2d(pm, 2 * k + 1, stride=1, padding=k)[0]
     sw = float(bf.shoulder_width[0])
-    ys = torch.arange(h, dtype=torch.float32) + 0.5
-    xs = torch.arange(w, dtype=torch.float32) + 0.5
-    d, neck = bf.down[0], bf.neck[0]
+    ys = torch.arange(h, dtype=torch.float32, device=device) + 0.5
+    xs = torch.arange(w, dtype=torch.float32, device=device) + 0.5
+    d, neck = bf.down[0], bf.neck[0]  # host; their 0-d elements act as scalars on any device
     along = (xs[None, :] - neck[0]) * d[0] + (ys[:, None] - neck[1]) * d[1]
     out = out * (along >= -COLLAR_RATIO * sw).float()[None]
     present = present_keypoints(kp)
     widths = arm_width if arm_width is not None else (2 * ARM_RADIUS_RATIO * sw,) * 2
-    forearm = torch.zeros(h, w, dtype=torch.bool)
+    segments, radii = [], []
     for side, (e, wr) in enumerate(((_RE, _RW), (_LE, _LW))):
         if not (bool(present[e]) and bool(present[wr])):
             continue
         a, b = kp[e, :2], kp[wr, :2]
         b = b + HAND_EXTENT * (b - a)
         radius = max(0.6 * float(widths[side]), ARM_RADIUS_RATIO * sw)
-        d2 = _segment_dist2(xs, ys, a[None, None], b[None, None])[0, 0]
-        forearm |= d2 <= radius * radius
-    if bool(forearm.any()):
-        skin = skin_like(frame, kp)[0].cpu()
+        if _touches(a, b, radius, h, w):
+            segments.append(torch.stack([a, b]))
+            radii.append(radius)
+    if segments:
+        ends = to_device(torch.stack(segments), device)  # (S, 2, 2) forearm segments, one copy
+        forearm = torch.zeros(h, w, dtype=torch.bool, device=device)
+        for i, radius in enumerate(radii):
+            d2 = _segment_dist2(xs, ys, ends[i : i + 1, None, 0], ends[i : i + 1, None, 1])[0, 0]
+            forearm |= d2 <= radius * radius
+        skin = skin_like(frame, kp)[0]
         out = out * (~(forearm & skin)).float()[None]
     return out
 
@@ -503,7 +671,8 @@ def clothing_shading(
     coarse_sigma: float | None = None,
     limits: tuple[float, float] = (0.6, 1.4),
 ) -> torch.Tensor:
-    """The original clothing's shading: ``(1, H, W)`` float32, 1.0 outside ``area``.
+    """The original clothing's shading: ``(1, H, W)`` float32 on ``frame.device``, 1.0 outside
+    ``area``.
 
     With ``Y`` the luminance (BT.601) and ``A = area > 0.5``, both blurs normalized by the
     blurred area (so the garment's edge does not darken)::
@@ -521,11 +690,13 @@ def clothing_shading(
         raise InputError("strength", "a finite float >= 0", strength)
     if not math.isfinite(strength) or strength < 0:
         raise InputError("strength", "a finite float >= 0", strength)
-    x = frame.detach().to("cpu", torch.float32)
+    if strength == 0:
+        return torch.ones(1, h, w, device=frame.device)
+    x = frame.detach().to(torch.float32)
     y = 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]
-    a = (area.detach().to("cpu", torch.float32).reshape(h, w) > 0.5).float()
-    if float(a.sum()) == 0 or strength == 0:
-        return torch.ones(1, h, w)
+    # An empty area needs no test (which would wait for the device): every pixel is then
+    # outside it and gets the 1.0 below.
+    a = (area.detach().to(frame.device, torch.float32).reshape(h, w) > 0.5).float()
     stack = torch.stack([y * a, a])[None].contiguous()  # (1, 2, H, W)
 
     def blur(sigma: float) -> torch.Tensor:

@@ -24,9 +24,10 @@ The mask is feathered at model size (Gaussian, ``feather`` model pixels) before 
 so the edge is soft at any box size and costs nothing per frame pixel.
 
 Where: on the device of the generator's outputs. The model-size maps move there (a few hundred KB;
-nothing moves on the CPU), the frame goes up once and the result comes down once
-(:class:`engine.runtime.frame_transfer.FrameTransfer`); the garment's texture is moved once per
-garment and device.
+nothing moves when the inputs were built there), the frame goes up once and the result comes down
+once (:class:`engine.runtime.frame_transfer.FrameTransfer`): a frame that
+:class:`engine.runtime.stages.BuildInputs` already uploaded (``device_frame``) is pasted into in
+place instead of being uploaded again. The garment's texture is moved once per garment and device.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from engine.errors import InputError
 from engine.inputs.person_crop import CropBox
 from engine.runtime.frame_transfer import FrameTransfer
 from kernels.gaussian_blur import gaussian_blur
@@ -92,6 +94,8 @@ class Paste:
         outputs: dict[str, torch.Tensor],
         inputs: dict[str, torch.Tensor],
         garment_rgba: torch.Tensor,
+        *,
+        device_frame: torch.Tensor | None = None,
     ) -> np.ndarray:
         """A new (H, W, 3) uint8 frame with the try-on pasted into ``box``.
 
@@ -103,7 +107,21 @@ class Paste:
             inputs: this frame's generator inputs and extras: ``garment_grid`` (1, h, w, 2),
                 ``region`` (1, 1, h, w) and, when present, ``paste_mask`` (1, 1, h, w).
             garment_rgba: (4, Hg, Wg) float32, premultiplied RGB and alpha.
+            device_frame: ``None`` or this frame already uploaded: an (H, W, 3) uint8 tensor
+                holding ``frame`` (:meth:`FrameTransfer.upload`), which the paste then writes
+                into (it is consumed) instead of uploading the frame again; one on another
+                device than the outputs is not used (the frame is uploaded).
+
+        Raises:
+            InputError: ``device_frame`` is not None nor a uint8 tensor of ``frame``'s shape.
         """
+        if device_frame is not None and (
+            not isinstance(device_frame, torch.Tensor)
+            or device_frame.dtype != torch.uint8
+            or tuple(device_frame.shape) != tuple(frame.shape)
+        ):
+            raise InputError("device_frame", f"None or a uint8 tensor of shape {frame.shape}",
+                             device_frame)  # fmt: skip
         device = outputs["rendered"].device
         inputs = {k: inputs[k].to(device, non_blocking=True) for k in _READ if k in inputs}
         cloth_mask = outputs["cloth_mask"]
@@ -120,7 +138,10 @@ class Paste:
         transfer = self._transfers.get(device)
         if transfer is None:
             transfer = self._transfers[device] = FrameTransfer(device)
-        target = transfer.upload(frame)  # (H, W, 3) uint8 on the device, written in place
+        if device_frame is not None and device_frame.device == device:
+            target = device_frame  # uploaded once by the inputs stage; written in place
+        else:
+            target = transfer.upload(frame)  # (H, W, 3) uint8 on the device, written in place
         paste(target, (box.x0, box.y0, box.width, box.height), outputs["rendered"],
               cloth_mask, self.keep_mask(mask), self._on(garment_rgba, device),
               inputs["garment_grid"], shading=shading, impl=self.impl)  # fmt: skip

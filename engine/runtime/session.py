@@ -200,7 +200,10 @@ class TryOnSession:
         self._busy = threading.Lock()  # held by process() and by an open stream
         # The stages, in a frame's order (engine.runtime.stages).
         self._perceive = Perceive(self.tracker)
-        self._build = BuildInputs(self.crop, lambda: self._garment)
+        # The crop and the inputs are built where the runner runs (a CUDA runner: on the GPU,
+        # the frame uploaded once and pasted into there; the CPU: OpenCV on the host).
+        self._build = BuildInputs(self.crop, lambda: self._garment,
+                                  device=getattr(self.window, "device", "cpu"))  # fmt: skip
         self._generate = Generate(self.window, threads=None if self.backend == "torch" else 1)
         self._finish = Finish(Paste(paste, feather), self._stats)
 

@@ -19,20 +19,26 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import cv2
 import numpy as np
 import torch
 
 from engine.backends.streaming_runner import StreamingRunner
+from engine.errors import InputError
 from engine.inputs.frame_inputs import frame_inputs
 from engine.inputs.garment_image import GarmentImage
 from engine.inputs.person_crop import CropBox, PersonCrop
 from engine.inputs.sleeve_follow import SleeveFollow
+from engine.inputs.tryon_region import mirror_keypoints, to_device
 from engine.model.mpdt_generator import INPUT_NAMES
+from engine.runtime.frame_transfer import FrameTransfer
 from engine.runtime.paste import Paste
 from engine.runtime.stage_stats import StageStats
 
+CROP_IMPLS = ("auto", "opencv", "torch")
+"""Where :class:`BuildInputs` crops: OpenCV on the host, or torch on the session's device."""
 PASTED = ("rendered", "cloth_mask")
 """The generator outputs the paste reads (the garment itself is re-sampled at full size)."""
 
@@ -86,6 +92,9 @@ class FrameWork:
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # other frame_inputs outputs
     garment: GarmentImage | None = None  # the garment this frame was built with
     restart: bool = False  # the person was lost before this frame: the window starts over
+    # (H, W, 3) uint8 on the session's device: the frame as uploaded once by BuildInputs (its
+    # torch crop read it); the paste writes the result into it. None: the paste uploads.
+    device_frame: torch.Tensor | None = None
 
 
 @contextlib.contextmanager
@@ -136,13 +145,58 @@ class BuildInputs:
     no motion): the box moves with the person instead of lagging it, and the mask's edge flicker
     (which would move the garment's measured outline) averages out.
 
+    Where it runs (``device``, ``crop_impl``):
+
+    - ``"opencv"`` (the default on the CPU): the frame and the mask are cropped on the host with
+      OpenCV (:meth:`PersonCrop.crop`, :meth:`PersonCrop.crop_mask`), the inputs are built on
+      CPU tensors.
+    - ``"torch"`` (the default on any other device): the frame is uploaded once
+      (:class:`~engine.runtime.frame_transfer.FrameTransfer`, pinned staging), cropped and
+      resized there (:meth:`PersonCrop.crop_tensor`) and the inputs are built there; the
+      uploaded frame is kept on the work (``FrameWork.device_frame``) for the paste to write
+      into, so it is not uploaded twice. The detector's person mask is a host array: it is cut
+      to the model size on the host (:meth:`PersonCrop.cut_mask`, OpenCV: the full-size mask
+      would be as many bytes as the frame, four times over in float32) and that small crop is
+      uploaded, then smoothed over the stream on the device (:meth:`PersonCrop.smooth_mask`).
+      The keypoints (18 x 3 floats) are uploaded too, and their host copy registered
+      (:func:`engine.inputs.tryon_region.mirror_keypoints`) so that the inputs read keypoint
+      values from the host instead of from the device. The same code runs on CPU tensors
+      with ``device="cpu", crop_impl="torch"`` (the uploads are then host copies).
+
     Args:
         crop: the crop placement and its smoothing (:class:`~engine.inputs.person_crop.PersonCrop`).
         garment: returns the current garment (None before one is set); read once per frame, so
             a garment swapped mid-stream takes effect atomically.
+        device: where the crop and the inputs are built: the session's (the runner's) device.
+        crop_impl: ``"auto"`` (``"opencv"`` on the CPU, ``"torch"`` elsewhere), ``"opencv"``
+            (CPU only) or ``"torch"``.
+
+    Raises:
+        InputError: a bad ``device`` or ``crop_impl``.
     """
 
-    def __init__(self, crop: PersonCrop, garment: Callable[[], GarmentImage | None]) -> None:
+    def __init__(
+        self,
+        crop: PersonCrop,
+        garment: Callable[[], GarmentImage | None],
+        *,
+        device: str | torch.device = "cpu",
+        crop_impl: Literal["auto", "opencv", "torch"] = "auto",
+    ) -> None:
+        try:
+            device = torch.device(device)
+        except (TypeError, RuntimeError):
+            raise InputError("device", "a torch device, e.g. 'cpu' or 'cuda'", device) from None
+        if crop_impl not in CROP_IMPLS:
+            raise InputError("crop_impl", f"one of {CROP_IMPLS}", crop_impl)
+        if crop_impl == "auto":
+            crop_impl = "opencv" if device.type == "cpu" else "torch"
+        if crop_impl == "opencv" and device.type != "cpu":
+            raise InputError("crop_impl", f"'auto' or 'torch' on {device} (OpenCV crops on the "
+                             "host)", crop_impl)  # fmt: skip
+        self.device = device
+        self.crop_impl = crop_impl
+        self.transfer = FrameTransfer(device)  # the frame's one upload (and the mask crop's)
         self.crop = crop
         self.garment = garment
         self.sleeves = SleeveFollow()
@@ -163,17 +217,24 @@ class BuildInputs:
         if box is None or garment is None:
             self.restart()
             return work
-        rgb = self.crop.crop(frame, box)
-        keypoints = torch.from_numpy(box.keypoints_to_crop(detection.keypoints))[None]
-        mask = None
-        if detection.person_mask is not None:
-            person = self.crop.crop_mask(
-                detection.person_mask, box, motion, interpolation=cv2.INTER_LINEAR
-            )  # smoothed
-            mask = torch.from_numpy(person)[None, None]
-        frames = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+        host_keypoints = torch.from_numpy(box.keypoints_to_crop(detection.keypoints))[None]
+        device_frame = None
+        if self.crop_impl == "torch":
+            frames, keypoints, mask, device_frame = self._crop_on_device(
+                frame, box, host_keypoints, detection
+            )
+        else:
+            rgb = self.crop.crop(frame, box)
+            keypoints = host_keypoints
+            mask = None
+            if detection.person_mask is not None:
+                person = self.crop.crop_mask(
+                    detection.person_mask, box, motion, interpolation=cv2.INTER_LINEAR
+                )  # smoothed
+                mask = torch.from_numpy(person)[None, None]
+            frames = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
         t1 = time.perf_counter()
-        sleeves = [self.sleeves(keypoints[0], frames.shape[2])]
+        sleeves = [self.sleeves(host_keypoints[0], frames.shape[2])]  # host values
         inputs = frame_inputs(frames, keypoints, garment.rgba, garment_points=garment.points,
                               person_mask=mask, sleeve_follow=sleeves)  # fmt: skip
         t2 = time.perf_counter()
@@ -187,8 +248,29 @@ class BuildInputs:
         work.inputs = {name: inputs.pop(name) for name in INPUT_NAMES}  # the generator's
         work.extras = inputs  # paste mask, shading, garment grid: kept for the paste
         work.garment = garment
+        work.device_frame = device_frame
         work.restart, self.lost = self.lost, False
         return work
+
+    def _crop_on_device(
+        self, frame: np.ndarray, box: CropBox, host_keypoints: torch.Tensor, detection
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """The torch path: ``(frames (1, 3, h, w) float32 in [0, 1], keypoints (1, 18, 3),
+        person mask (1, 1, h, w) float32 or None, the uploaded (H, W, 3) uint8 frame)``, all on
+        :attr:`device`."""
+        device_frame = self.transfer.upload(frame)  # the frame's one upload
+        frames = (self.crop.crop_tensor(device_frame, box) * (1.0 / 255.0))[None]
+        keypoints = to_device(host_keypoints, self.device)  # (1, 18, 3)
+        if keypoints is host_keypoints:  # on the CPU: a tensor of its own, as on a device
+            keypoints = host_keypoints.clone()
+        mirror_keypoints(keypoints, host_keypoints)
+        mask = None
+        if detection.person_mask is not None:
+            cut = self.crop.cut_mask(detection.person_mask, box, interpolation=cv2.INTER_LINEAR)
+            person = self.crop.smooth_mask(self.transfer.upload(cut), box,
+                                           getattr(detection, "motion", None))  # fmt: skip
+            mask = person[None, None]
+        return frames, keypoints, mask, device_frame
 
 
 class Generate:
@@ -253,7 +335,8 @@ class Finish:
             timings["generator"] = ms
             t0 = time.perf_counter()
             maps = {**work.inputs, **work.extras, "region": work.region}
-            image = self.paste(work.frame, work.box, out, maps, work.garment.rgba)
+            image = self.paste(work.frame, work.box, out, maps, work.garment.rgba,
+                               device_frame=work.device_frame)  # fmt: skip
             found = True
             timings["composite"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - work.started) * 1e3

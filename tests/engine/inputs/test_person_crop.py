@@ -1,10 +1,12 @@
 """PersonCrop: the training framing (shoulder width, neck height, centring), temporal smoothing,
-frames without a usable person, crops that leave the frame (replicated border) and the paste-back
-region that inverts a crop."""
+frames without a usable person, crops that leave the frame (replicated border), the paste-back
+region that inverts a crop, and the torch crop and mask smoothing (any device; here on CPU
+tensors) against the OpenCV path."""
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from engine.errors import InputError
 from engine.inputs.person_crop import (
@@ -14,6 +16,7 @@ from engine.inputs.person_crop import (
     PersonCrop,
 )
 from engine.keypoints import KEYPOINT_INDEX
+from engine.sample_media import read_sample_clip
 from tests.runtime_fixtures import upright_pose
 
 H, W = 480, 640  # frame
@@ -174,9 +177,9 @@ def _edge_reference(image, box):
 @pytest.mark.parametrize(
     "bounds",
     [(-5, -3, 12, 14), (20, 15, 15, 12), (-4, 10, 40, 6), (50, 2, 10, 8), (-20, -30, 7, 9),
-     (3, 40, 5, 6), (0, 0, 30, 20)],
+     (3, 40, 5, 6), (0, 0, 30, 20), (-25, -30, 12, 15)],
     ids=["top-left", "bottom-right", "wider-than-frame", "right-of-frame", "above-left",
-         "below-frame", "inside"],
+         "below-frame", "inside", "wholly-above-left-near"],
 )  # fmt: skip
 @pytest.mark.parametrize("kind", ["rgb-uint8", "mask-float32"])
 def test_crop_replicates_the_border(bounds, kind):
@@ -341,3 +344,166 @@ def test_crop_mask_smooths_flicker_along_the_motion_and_resets():
         crop.crop_mask(mask[..., None], box)
     with pytest.raises(InputError, match="^motion:"):
         crop.place(keypoints, np.full((2, 3), np.nan))
+
+
+# ------------------------------------------------------------------ the torch crop (any device)
+# The same boxes as the OpenCV path, on tensors: tested here on CPU tensors, the code a CUDA
+# session runs on its device.
+
+_TORCH_BOXES = {
+    "inside": (40, 30, 200, 260),
+    "top-left-outside": (-60, -40, 210, 280),
+    "bottom-right-outside": (500, 300, 240, 320),
+    "wider-than-frame": (-100, -120, 840, 1120),
+    "misses-the-frame": (-400, -500, 120, 160),
+    "tiny": (300, 200, 9, 12),  # upscaled to the model size
+    "one-pixel": (10, 10, 1, 1),
+    "odd": (33, 17, 151, 203),
+}
+
+
+def _torch_crop(crop, image, box, interpolation="area"):
+    out = crop.crop_tensor(torch.from_numpy(image), box, interpolation=interpolation)
+    return (out.permute(1, 2, 0) if out.ndim == 3 else out).numpy()
+
+
+@pytest.mark.parametrize("name", list(_TORCH_BOXES))
+@pytest.mark.parametrize("out_size", [(OUT_H, OUT_W), (37, 23)], ids=["model", "odd-out"])
+def test_torch_crop_matches_opencv_area_on_uint8(name, out_size):
+    """uint8: within OpenCV's rounding to uint8 (0.5) and its fixed-point upscale weights."""
+    image = np.random.default_rng(3).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    image = cv2.GaussianBlur(image, (0, 0), 2.0)  # camera-like: neighbours correlate
+    out_h, out_w = out_size
+    x0, y0, w, h = _TORCH_BOXES[name]
+    box = CropBox(x0, y0, w, h, out_width=out_w, out_height=out_h)
+    crop = PersonCrop(out_h, out_w)
+    ref = crop.crop(image, box).astype(np.float64)
+    got = _torch_crop(crop, image, box)
+    assert got.shape == ref.shape and got.dtype == np.float32
+    diff = np.abs(got - ref)
+    assert diff.max() <= 0.75, (diff.max(), diff.mean())
+    assert diff.mean() <= 0.3
+
+
+@pytest.mark.parametrize("name", list(_TORCH_BOXES))
+@pytest.mark.parametrize("interpolation", ["area", "linear"])
+def test_torch_crop_matches_opencv_on_float_masks(name, interpolation):
+    """float32 (where OpenCV computes in float too): the same filter to 1e-3 (OpenCV's area
+    tables leave out overlaps under 1e-3 px)."""
+    rng = np.random.default_rng(4)
+    image = cv2.GaussianBlur(rng.random((H, W)).astype(np.float32), (0, 0), 3.0)
+    x0, y0, w, h = _TORCH_BOXES[name]
+    box = CropBox(x0, y0, w, h, out_width=OUT_W, out_height=OUT_H)
+    crop = PersonCrop(OUT_H, OUT_W)
+    flag = cv2.INTER_AREA if interpolation == "area" else cv2.INTER_LINEAR
+    ref = crop.crop(image, box, interpolation=flag)
+    got = _torch_crop(crop, image, box, interpolation)
+    assert got.shape == ref.shape == (OUT_H, OUT_W)
+    assert np.abs(got - ref).max() <= (1e-3 if interpolation == "area" else 1e-5)
+
+
+def test_torch_crop_of_the_bundled_clip_is_within_a_grey_level():
+    clip = read_sample_clip(max_frames=4)
+    crop = PersonCrop(OUT_H, OUT_W)
+    box = crop.place(upright_pose(*clip[0].shape[:2]))
+    for frame in clip:
+        ref = crop.crop(frame, box).astype(np.float64)
+        got = crop.crop_tensor(torch.from_numpy(frame), box).permute(1, 2, 0).numpy()
+        diff = np.abs(got - ref)
+        assert diff.mean() <= 0.3 and diff.max() <= 0.6  # measured 0.24 / 0.50: the rounding
+
+
+def test_torch_crop_reads_any_strides_and_keeps_the_channel_axis():
+    image = _gradient_image(60, 80, 3)
+    box = CropBox(-7, 5, 45, 60, out_width=OUT_W, out_height=OUT_H)
+    crop = PersonCrop(OUT_H, OUT_W)
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    want = crop.crop_tensor(torch.from_numpy(flipped), box)
+    got = crop.crop_tensor(torch.from_numpy(image).flip(1), box)  # a negative-stride view
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
+    assert crop.crop_tensor(torch.from_numpy(image[..., :1]), box).shape == (1, OUT_H, OUT_W)
+    assert crop.crop_tensor(torch.from_numpy(image[..., 0]), box).shape == (OUT_H, OUT_W)
+    constant = torch.full((40, 60, 3), 77, dtype=torch.uint8)
+    outside = crop.crop_tensor(constant, CropBox(-100, -80, 90, 120, OUT_W, OUT_H))
+    torch.testing.assert_close(outside, torch.full_like(outside, 77.0), rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "call, argument",
+    [
+        (lambda c, b: c.crop_tensor(np.zeros((10, 10, 3), np.uint8), b), "image"),
+        (lambda c, b: c.crop_tensor(torch.zeros(1, 10, 10, 3), b), "image"),
+        (lambda c, b: c.crop_tensor(torch.zeros(10, 10, dtype=torch.bool), b), "image"),
+        (lambda c, b: c.crop_tensor(torch.zeros(0, 10, 3), b), "image"),
+        (lambda c, b: c.crop_tensor(torch.zeros(10, 10, 3), (0, 0, 5, 5)), "box"),
+        (lambda c, b: c.crop_tensor(torch.zeros(10, 10, 3), CropBox(0, 0, 4, 4, 3, 3)), "box"),
+        (lambda c, b: c.crop_tensor(torch.zeros(10, 10, 3), b, interpolation="cubic"),
+         "interpolation"),
+        (lambda c, b: c.smooth_mask(torch.zeros(OUT_H, OUT_W + 1), b), "crop"),
+        (lambda c, b: c.smooth_mask(np.zeros((OUT_H, OUT_W), np.float32), b), "crop"),
+        (lambda c, b: c.smooth_mask(torch.zeros(OUT_H, OUT_W), b, np.eye(3)), "motion"),
+        (lambda c, b: c.crop_mask_tensor(torch.zeros(1, 10, 10), b), "mask"),
+    ],
+)  # fmt: skip
+def test_torch_crop_bad_input_is_named(call, argument):
+    crop = PersonCrop(OUT_H, OUT_W)
+    box = CropBox(0, 0, 10, 10, OUT_W, OUT_H)
+    with pytest.raises(InputError) as info:
+        call(crop, box)
+    assert info.value.argument == argument
+
+
+def test_smooth_mask_on_tensors_follows_the_numpy_smoother():
+    """The tensor smoothing (the state a device session keeps on its device) against
+    :meth:`PersonCrop.crop_mask` (numpy + OpenCV): the same masks over a moving, flickering
+    stream, up to OpenCV's 1/32 px warp positions."""
+    keypoints = upright_pose(H, W)
+    ys, xs = np.mgrid[0:H, 0:W]
+    rng = np.random.default_rng(0)
+    ref, dev = PersonCrop(OUT_H, OUT_W), PersonCrop(OUT_H, OUT_W)
+    for i in range(10):
+        shift = 4.0 * i
+        motion = _motion(4.0) if i not in (0, 6) else None  # frame 6: the motion is lost
+        box = ref.place(_shifted(keypoints, shift), motion)
+        assert dev.place(_shifted(keypoints, shift), motion) == box
+        edge = W / 2 + shift + rng.uniform(-6, 6)
+        mask = np.clip((edge - xs + 0.5) / 3.0, 0, 1).astype(np.float32) * (ys > 100)
+        want = ref.crop_mask(mask, box, motion)
+        cut = dev.cut_mask(mask, box)
+        got = dev.smooth_mask(torch.from_numpy(cut), box, motion)
+        assert got.dtype == torch.float32 and got.shape == (OUT_H, OUT_W)
+        if motion is None:  # starts over: the crop as it is
+            np.testing.assert_array_equal(got.numpy(), cut)
+        diff = np.abs(got.numpy() - want)
+        assert diff.max() <= 0.03 and diff.mean() <= 1e-3, (i, diff.max(), diff.mean())
+    dev.reset()
+    fresh = dev.crop_mask_tensor(torch.from_numpy(mask), box, _motion(4.0))
+    np.testing.assert_allclose(fresh.numpy(), dev.cut_mask(mask, box), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(128, 96), (5, 40), (40, 3), (2, 2)])
+def test_the_tensor_box_blur_is_opencvs(shape):
+    from engine.inputs.person_crop import _box_blur
+
+    image = np.random.default_rng(1).random(shape).astype(np.float32)
+    for k in (3, 5, 17):
+        want = cv2.blur(image, (k, k))
+        got = _box_blur(torch.from_numpy(image), k).numpy()
+        np.testing.assert_allclose(got, want, atol=1e-5)  # float32 running sums
+
+
+def test_the_tensor_warp_is_opencvs_warp_affine():
+    from engine.inputs.person_crop import _warp
+
+    image = cv2.GaussianBlur(np.random.default_rng(2).random((64, 48)).astype(np.float32),
+                             (0, 0), 2.0)  # fmt: skip
+    angle = np.deg2rad(3.0)
+    motion = np.array([[1.02 * np.cos(angle), -np.sin(angle), 2.3],
+                       [np.sin(angle), 1.02 * np.cos(angle), -1.7]])  # fmt: skip
+    want = cv2.warpAffine(image, motion, (48, 64), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    got = _warp(torch.from_numpy(image), motion).numpy()
+    assert np.abs(got - want).max() <= 0.02  # OpenCV rounds the positions to 1/32 px
+    assert np.abs(got - want).mean() <= 2e-3
+    degenerate = np.zeros((2, 3))
+    np.testing.assert_array_equal(_warp(torch.from_numpy(image), degenerate).numpy(), image)

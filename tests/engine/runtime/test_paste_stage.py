@@ -1,5 +1,6 @@
 """The paste stage on the bundled clip: the garment keeps its detail at full resolution, pixels
-outside the crop box never change, and the stage works without a session."""
+outside the crop box never change, the stage works without a session, and it pastes into a frame
+the inputs stage already uploaded instead of uploading it again."""
 
 import cv2
 import numpy as np
@@ -7,7 +8,9 @@ import pytest
 import torch
 
 from engine import TryOnSession
+from engine.errors import InputError
 from engine.inputs.person_crop import CropBox
+from engine.runtime.frame_transfer import FrameTransfer
 from engine.runtime.paste import Paste
 from engine.sample_media import read_sample_clip, sample_garment_path
 
@@ -77,3 +80,54 @@ def test_the_stage_alone_pastes_the_texture_where_the_mask_says():
     # region mode: the generator's own cloth mask (0 here), so its rendered image (black) shows
     region = Paste("region", 0.0)(frame, box, outputs, maps, garment)
     assert (region[8:32, 8:26] == 0).all() and (region[:4] == 10).all()
+
+
+def _tiny_paste_case():
+    h, w = 16, 12
+    frame = np.random.default_rng(7).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    garment = torch.zeros(4, 32, 24)
+    garment[0], garment[3] = 1.0, 1.0  # an opaque red garment
+    ys, xs = torch.meshgrid(torch.linspace(-0.9, 0.9, h), torch.linspace(-0.9, 0.9, w),
+                            indexing="ij")  # fmt: skip
+    maps = {
+        "garment_grid": torch.stack([xs, ys], -1)[None],
+        "cloth": torch.ones(1, 4, h, w),
+        "region": torch.ones(1, 1, h, w),
+        "paste_mask": torch.ones(1, 1, h, w),
+    }
+    outputs = {"rendered": torch.zeros(1, 3, h, w), "cloth_mask": torch.zeros(1, 1, h, w)}
+    box = CropBox(x0=-3, y0=4, width=24, height=32, out_width=w, out_height=h)
+    return frame, box, outputs, maps, garment
+
+
+def test_the_paste_writes_into_the_frame_already_uploaded(monkeypatch):
+    """A ``device_frame`` (the inputs stage's upload) is pasted into in place: no second upload,
+    the same image as a paste that uploads, and the frame as filmed left alone."""
+    frame, box, outputs, maps, garment = _tiny_paste_case()
+    before = frame.copy()
+    want = Paste("garment", 0.5)(frame, box, outputs, maps, garment)
+    uploads = []
+    upload = FrameTransfer.upload
+    monkeypatch.setattr(FrameTransfer, "upload",
+                        lambda self, f: uploads.append(f.shape) or upload(self, f))  # fmt: skip
+    device_frame = torch.from_numpy(frame.copy())
+    got = Paste("garment", 0.5)(frame, box, outputs, maps, garment, device_frame=device_frame)
+    assert uploads == []
+    assert np.array_equal(got, want) and np.array_equal(frame, before)
+    assert np.array_equal(device_frame.numpy(), want)  # written in place (consumed)
+    # one on another device than the outputs is not used: the frame is uploaded instead
+    elsewhere = torch.empty(frame.shape, dtype=torch.uint8, device="meta")
+    again = Paste("garment", 0.5)(frame, box, outputs, maps, garment, device_frame=elsewhere)
+    assert uploads == [frame.shape] and np.array_equal(again, want)
+
+
+@pytest.mark.parametrize(
+    "device_frame",
+    [np.zeros((40, 50, 3), np.uint8), torch.zeros(40, 50, 3), torch.zeros(40, 49, 3).byte()],
+    ids=["numpy", "float", "shape"],
+)
+def test_a_bad_device_frame_is_named(device_frame):
+    frame, box, outputs, maps, garment = _tiny_paste_case()
+    with pytest.raises(InputError) as info:
+        Paste("garment", 0.0)(frame, box, outputs, maps, garment, device_frame=device_frame)
+    assert info.value.argument == "device_frame"
