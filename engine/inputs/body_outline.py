@@ -56,7 +56,8 @@ import numpy as np
 import torch
 
 from engine.errors import InputError
-from engine.inputs.tryon_region import ARM_RADIUS_RATIO, body_frame, host_keypoints, to_device
+from engine.inputs.keypoint_mirror import host_keypoints, to_device
+from engine.inputs.tryon_region import ARM_RADIUS_RATIO, body_frame
 from engine.keypoints import KEYPOINT_INDEX, check_keypoints, check_size, present_keypoints
 
 __all__ = [
@@ -235,7 +236,7 @@ def body_outline(
         person_mask: ``(H, W)`` (or ``(1, H, W)``) float mask in [0, 1] at the keypoints' scale,
             or ``None`` (every value is then a keypoint estimate, ``status == "keypoints"``).
         keypoints: ``(18, 3)`` pose in pixels (any device; its values are read on the host,
-            :func:`engine.inputs.tryon_region.host_keypoints`).
+            :func:`engine.inputs.keypoint_mirror.host_keypoints`).
         height, width: the image size.
 
     Returns:

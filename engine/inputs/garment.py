@@ -22,6 +22,7 @@ Pixel convention: as in :mod:`engine.inputs.pose_maps`, origin at the top-left p
 from __future__ import annotations
 
 import math
+import threading
 
 import cv2
 import numpy as np
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 
 from engine.errors import InputError
 from engine.inputs.body_outline import BodyOutline
+from engine.inputs.keypoint_mirror import host_keypoints, to_device
 from engine.inputs.tryon_region import body_frame
 from engine.keypoints import KEYPOINT_INDEX, check_keypoints, check_size, present_keypoints
 
@@ -504,7 +506,7 @@ def fit_points(
     if not isinstance(outline, BodyOutline):
         raise InputError("outline", "a BodyOutline", outline)
     sleeve_follow = check_sleeve_follow(sleeve_follow)
-    kp = keypoints.detach().to("cpu", torch.float32)
+    kp = host_keypoints(keypoints)  # (18, 3) CPU float32: no wait for a device
     targets, conf = body_anchor_points(kp, height=height, outline=outline)
     empty = torch.zeros(0, 2)
     if not outline.valid or float(conf.max()) <= 0:
@@ -671,6 +673,30 @@ def _flared_elbow(
     return root + length * (math.cos(least) * down + math.sin(least) * outward)
 
 
+_TEXTURES: dict[tuple, tuple[torch.Tensor, ...]] = {}
+_TEXTURES_LOCK = threading.Lock()
+_TEXTURES_SIZE = 4
+
+
+def _texture(garment: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(alpha (Hg, Wg) on the CPU, premultiplied RGBA (4, Hg, Wg) on device)`` float32 of
+    ``garment``, made once per garment (its identity and version) and device: a stream warps the
+    same garment every frame (on CUDA this saves moving its texture up each time)."""
+    key = (id(garment), garment._version, str(device))
+    with _TEXTURES_LOCK:
+        hit = _TEXTURES.get(key)
+    if hit is not None and hit[0] is garment:
+        return hit[1], hit[2]
+    alpha = garment_mask(garment)
+    rgba = torch.cat([garment[:3].detach().to("cpu", torch.float32) * alpha, alpha[None]], dim=0)
+    rgba = rgba.to(device)
+    with _TEXTURES_LOCK:
+        if len(_TEXTURES) >= _TEXTURES_SIZE:
+            _TEXTURES.pop(next(iter(_TEXTURES)))  # the oldest
+        _TEXTURES[key] = (garment, alpha, rgba)  # the garment held: its id is not reused
+    return alpha, rgba
+
+
 def _tps_kernel(r2: torch.Tensor) -> torch.Tensor:
     """Thin-plate radial basis ``U = r^2 log r^2`` (0 at r = 0)."""
     return r2 * torch.log(r2.clamp_min(1e-20))
@@ -795,35 +821,32 @@ def warp_garment(
     if not with_grid:
         nothing = nothing[:2]
 
-    alpha = garment_mask(garment).to(device)
+    alpha, rgba = _texture(garment, device)
     if outline is not None:
         if not isinstance(outline, BodyOutline):
             raise InputError("outline", "None or a BodyOutline", outline)
         src, tgt = fit_points(garment_points, keypoints, outline, height, garment_alpha=alpha,
                               sleeve_follow=sleeve_follow)  # fmt: skip
-        src, tgt = src.to(device), tgt.to(device)
-        if src.shape[0] < 3:
-            return nothing
     else:
         targets, conf = body_anchor_points(
-            keypoints, height=height, sleeve_fraction=sleeve_fraction
+            host_keypoints(keypoints), height=height, sleeve_fraction=sleeve_fraction
         )
         use = conf > 0
-        gp = garment_points.to(device, torch.float32)
+        gp = garment_points.detach().to("cpu", torch.float32)
         for side, sleeve in enumerate(_SLEEVES):
             if not _has_sleeve(gp, side):
                 use[sleeve] = False
-        if int(use.sum()) < 3:
-            return nothing
         src, tgt = gp[use], targets[use]
-    # The affine part needs 3 non-collinear target points.
+    # Host points (N, 2); the affine part needs 3 non-collinear target points.
+    if src.shape[0] < 3:
+        return nothing
     centred = tgt - tgt.mean(dim=0)
     if float(torch.linalg.matrix_rank(centred.to(torch.float64), atol=1e-3)) < 2:
         return nothing
+    src, tgt = to_device(src, device), to_device(tgt, device)
 
     hg, wg = garment.shape[1:]
     grid = tps_grid(src, tgt, height, width, hg, wg, regularization=regularization)
-    rgba = torch.cat([garment[:3].to(device, torch.float32) * alpha, alpha[None]], dim=0)
     warped = F.grid_sample(
         rgba[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
     )[0]  # (4, H, W)

@@ -31,6 +31,7 @@ import math
 import torch
 
 from engine.errors import InputError
+from engine.inputs.keypoint_mirror import host_keypoints
 from engine.keypoints import LIMBS, NUM_KEYPOINTS, check_keypoints, check_size, present_keypoints
 
 __all__ = ["POSE_CHANNELS", "default_sigma", "render_pose_maps"]
@@ -95,10 +96,15 @@ def render_pose_maps(
     limbs.zero_()
     a = xy[:, _LIMB_A]  # (B, L, 2)
     b = xy[:, _LIMB_B]
-    ok = present[:, _LIMB_A] & present[:, _LIMB_B]  # (B, L)
+    # The boxes from the keypoints' host values (no wait for the device).
+    host = host_keypoints(kp).reshape(-1, NUM_KEYPOINTS, 3)
+    host_present = present_keypoints(host)
+    host_xy = torch.where(host_present[..., None], host[..., :2], torch.zeros_like(host[..., :2]))
+    ok = host_present[:, _LIMB_A] & host_present[:, _LIMB_B]  # (B, L)
     margin = CUTOFF_SIGMAS * float(sigma)
-    lo = (torch.minimum(a, b) - margin).clamp(-1.0, 1e7).floor().to(torch.int64)
-    hi = (torch.maximum(a, b) + margin).clamp(-1.0, 1e7).ceil().to(torch.int64)
+    ha, hb = host_xy[:, _LIMB_A], host_xy[:, _LIMB_B]
+    lo = (torch.minimum(ha, hb) - margin).clamp(-1.0, 1e7).floor().to(torch.int64)
+    hi = (torch.maximum(ha, hb) + margin).clamp(-1.0, 1e7).ceil().to(torch.int64)
     lo_x, lo_y = lo[..., 0].clamp(0, width), lo[..., 1].clamp(0, height)
     hi_x, hi_y = hi[..., 0].clamp(0, width), hi[..., 1].clamp(0, height)
     boxes = torch.stack([lo_x, hi_x, lo_y, hi_y], dim=-1)[ok].tolist()

@@ -22,6 +22,7 @@ import torch
 
 from engine.errors import InputError
 from engine.inputs.garment import SLEEVE_ELBOW_MIN
+from engine.inputs.keypoint_mirror import host_keypoints
 from engine.inputs.tryon_region import body_frame
 from engine.keypoints import check_keypoints, check_size
 
@@ -81,7 +82,7 @@ class SleeveFollow:
         """
         check_keypoints(keypoints, max_ndim=2)
         height = check_size(height, "height")
-        conf = body_frame(keypoints.detach().to("cpu", torch.float32)[None], height).conf_elbow[0]
+        conf = body_frame(host_keypoints(keypoints)[None], height).conf_elbow[0]
         conf = [float(c) for c in conf]
         if self.following is None:
             self.following = [c >= SLEEVE_ELBOW_MIN for c in conf]

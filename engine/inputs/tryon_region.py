@@ -29,7 +29,7 @@ The mask is binary (0.0 or 1.0) float32.
 **Devices.** The per-pixel work (region, background, paste mask, shading) runs on the device of
 its inputs; decisions that depend on keypoint values (is there a person, which box to rasterize,
 where the face is) are taken on the host, from a host copy of the keypoints
-(:func:`mirror_keypoints` / :func:`host_keypoints`: the keypoints come from the host detector, so
+(:mod:`engine.inputs.keypoint_mirror`: the keypoints come from the host detector, so
 a device session registers the array it uploaded), so building the inputs does not wait for the
 device. Small host-made tensors reach the device by :func:`to_device` (pinned, non-blocking).
 """
@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import InputError
+from engine.inputs.keypoint_mirror import host_keypoints, is_mirrored, to_device
 from engine.keypoints import KEYPOINT_INDEX, check_keypoints, check_size, present_keypoints
 from kernels import gaussian_blur, rgb_to_ycbcr, skin_mask
 
@@ -54,9 +55,6 @@ __all__ = [
     "TORSO_LENGTH_RATIO",
     "BodyFrame",
     "body_frame",
-    "host_keypoints",
-    "mirror_keypoints",
-    "to_device",
     "clothing_shading",
     "make_background",
     "paste_mask",
@@ -114,93 +112,6 @@ class _RecentFrames(threading.local):
 _RECENT = _RecentFrames()
 
 
-class _Mirror(NamedTuple):
-    device: torch.Tensor  # the registered tensor (held: its memory cannot be reused meanwhile)
-    version: int  # its version counter when registered: an in-place write invalidates
-    host: torch.Tensor  # the same values on the CPU, the same shape, contiguous
-
-
-_MIRRORS: dict[tuple[str, int], _Mirror] = {}
-_MIRRORS_LOCK = threading.Lock()
-_MIRRORS_SIZE = 16
-
-
-def mirror_keypoints(keypoints: torch.Tensor, host: torch.Tensor) -> None:
-    """Register ``host``, a CPU copy of the device tensor ``keypoints``, so that the inputs read
-    keypoint values (presence, shoulder width, the body frame's cache key) from the host instead
-    of copying them back from the device (a copy that waits for everything queued on it).
-
-    The keypoints come from the host detector anyway: upload them, then register the host array
-    they came from. :func:`host_keypoints` finds the copy for ``keypoints`` and for any view of
-    it (``keypoints[i]``, ``reshape``, ``detach``) until the tensor is written in place; the last
-    few registrations are kept.
-
-    Args:
-        keypoints: contiguous floating tensor (e.g. ``(T, 18, 3)``) on any device.
-        host: CPU tensor of the same shape and dtype holding the same values.
-
-    Raises:
-        InputError: a shape, dtype or layout mismatch.
-    """
-    if (
-        not isinstance(keypoints, torch.Tensor)
-        or not keypoints.is_floating_point()
-        or not keypoints.is_contiguous()
-        or keypoints.storage_offset() != 0
-        or keypoints.untyped_storage().nbytes() != keypoints.numel() * keypoints.element_size()
-    ):
-        raise InputError("keypoints", "a contiguous floating tensor that owns its memory",
-                         keypoints)  # fmt: skip
-    if (
-        not isinstance(host, torch.Tensor)
-        or host.device.type != "cpu"
-        or host.shape != keypoints.shape
-        or host.dtype != keypoints.dtype
-    ):
-        raise InputError("host", f"a CPU {keypoints.dtype} tensor of shape "
-                         f"{tuple(keypoints.shape)}", host)  # fmt: skip
-    entry = _Mirror(keypoints, keypoints._version, host.detach().contiguous().clone())
-    key = (str(keypoints.device), keypoints.untyped_storage().data_ptr())
-    with _MIRRORS_LOCK:
-        _MIRRORS.pop(key, None)
-        if len(_MIRRORS) >= _MIRRORS_SIZE:
-            _MIRRORS.pop(next(iter(_MIRRORS)))  # the oldest
-        _MIRRORS[key] = entry
-
-
-def host_keypoints(keypoints: torch.Tensor) -> torch.Tensor:
-    """``keypoints``' values as a CPU float32 tensor, without waiting for the device where
-    possible: the registered host copy (:func:`mirror_keypoints`) viewed like ``keypoints``;
-    else ``keypoints`` itself when on the CPU; else a copy from the device (which waits for it).
-    Treat the result as read-only."""
-    if keypoints.numel() > 0 and not keypoints.requires_grad:
-        key = (str(keypoints.device), keypoints.untyped_storage().data_ptr())
-        with _MIRRORS_LOCK:
-            entry = _MIRRORS.get(key)
-        if (
-            entry is not None
-            and entry.device._version == entry.version
-            and keypoints._version == entry.version
-            and keypoints.dtype == entry.host.dtype
-        ):
-            view = entry.host.as_strided(
-                keypoints.shape, keypoints.stride(), keypoints.storage_offset()
-            )
-            return view.to(torch.float32)
-    return keypoints.detach().to("cpu", torch.float32)
-
-
-def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A small host tensor on ``device`` without waiting for the device: through page-locked
-    memory from torch's caching host allocator (reused only once its copy has run) and a
-    non-blocking copy on CUDA; ``tensor`` itself on the CPU."""
-    if device.type == "cpu":
-        return tensor
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
-
-
 def body_frame(keypoints: torch.Tensor, height: int) -> BodyFrame:
     """The geometry of the module docstring for ``(B, 18, 3)`` keypoints (no validation).
 
@@ -212,11 +123,8 @@ def body_frame(keypoints: torch.Tensor, height: int) -> BodyFrame:
     if keypoints.requires_grad:
         return _body_frame(keypoints, height)
     device = keypoints.device
-    if device.type != "cpu":
-        with _MIRRORS_LOCK:
-            known = (str(device), keypoints.untyped_storage().data_ptr()) in _MIRRORS
-        if not known:
-            return _body_frame(keypoints, height)
+    if device.type != "cpu" and not is_mirrored(keypoints):
+        return _body_frame(keypoints, height)
     kp = host_keypoints(keypoints).contiguous()
     key = (tuple(kp.shape), float(height), kp.numpy().tobytes())
     entries = _RECENT.entries

@@ -31,7 +31,7 @@ from engine.inputs.frame_inputs import frame_inputs
 from engine.inputs.garment_image import GarmentImage
 from engine.inputs.person_crop import CropBox, PersonCrop
 from engine.inputs.sleeve_follow import SleeveFollow
-from engine.inputs.tryon_region import mirror_keypoints, to_device
+from engine.inputs.keypoint_mirror import mirror_keypoints, to_device
 from engine.model.mpdt_generator import INPUT_NAMES
 from engine.runtime.frame_transfer import FrameTransfer
 from engine.runtime.paste import Paste
@@ -159,7 +159,7 @@ class BuildInputs:
       would be as many bytes as the frame, four times over in float32) and that small crop is
       uploaded, then smoothed over the stream on the device (:meth:`PersonCrop.smooth_mask`).
       The keypoints (18 x 3 floats) are uploaded too, and their host copy registered
-      (:func:`engine.inputs.tryon_region.mirror_keypoints`) so that the inputs read keypoint
+      (:func:`engine.inputs.keypoint_mirror.mirror_keypoints`) so that the inputs read keypoint
       values from the host instead of from the device. The same code runs on CPU tensors
       with ``device="cpu", crop_impl="torch"`` (the uploads are then host copies).
 

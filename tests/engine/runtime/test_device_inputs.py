@@ -16,6 +16,7 @@ import torch
 import engine.runtime.session as session_module
 from engine import TryOnSession
 from engine.errors import InputError
+from engine.inputs import keypoint_mirror as km
 from engine.inputs import tryon_region as tr
 from engine.inputs.body_outline import sample_mask
 from engine.inputs.garment_image import load_garment_image
@@ -64,16 +65,16 @@ def test_a_registered_host_copy_answers_for_every_view_until_a_write():
     used it shows."""
     device_kp = torch.arange(2 * 18 * 3, dtype=torch.float32).reshape(2, 18, 3)
     marked = device_kp + 1000.0
-    tr.mirror_keypoints(device_kp, marked)
+    km.mirror_keypoints(device_kp, marked)
     for view in (device_kp, device_kp[1], device_kp.reshape(-1, 18, 3), device_kp.detach(),
                  device_kp[:, 3:7], device_kp[0, :, :2]):  # fmt: skip
-        got = tr.host_keypoints(view)
+        got = km.host_keypoints(view)
         assert got.device.type == "cpu" and got.dtype == torch.float32
         assert torch.equal(got, view + 1000.0)
     device_kp[0, 0, 0] = 5.0  # written in place: the copy no longer holds
-    assert torch.equal(tr.host_keypoints(device_kp[1]), device_kp[1])
+    assert torch.equal(km.host_keypoints(device_kp[1]), device_kp[1])
     other = torch.zeros(18, 3)
-    assert tr.host_keypoints(other) is not None and torch.equal(tr.host_keypoints(other), other)
+    assert km.host_keypoints(other) is not None and torch.equal(km.host_keypoints(other), other)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +91,7 @@ def test_a_registered_host_copy_answers_for_every_view_until_a_write():
 )  # fmt: skip
 def test_mirror_keypoints_bad_input_is_named(keypoints, host, argument):
     with pytest.raises(InputError) as info:
-        tr.mirror_keypoints(keypoints, host)
+        km.mirror_keypoints(keypoints, host)
     assert info.value.argument == argument
 
 
@@ -342,7 +343,7 @@ def test_the_device_path_reads_nothing_back_from_the_device():
     host = torch.from_numpy(upright_pose(OUT_H, OUT_W))[None]
     host[0, tr._RW, 2] = host[0, tr._LW, 2] = 0.0  # no wrists: no forearm, no skin test
     kp = host.to(meta)
-    tr.mirror_keypoints(kp, host)
+    km.mirror_keypoints(kp, host)
     bf = tr.body_frame(kp, OUT_H)
     assert bf.neck.device == meta and bf.valid.dtype == torch.bool and bf.neck.shape == (1, 2)
     mask = torch.zeros(1, OUT_H, OUT_W, device=meta)
