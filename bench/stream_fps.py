@@ -1,8 +1,10 @@
 """End-to-end stream FPS on the bundled 640x480 clip (latency mode, onnxruntime), CPU time per
 frame and pipeline efficiency (FPS x CPU ms per frame / (1000 x cores)), as one JSON line.
 
-Run from the root of any checkout (``python bench/stream_fps.py``), e.g. an older commit in a
-``git worktree`` and this one, one after the other, to compare before and after.
+Run from the root of any checkout (``python bench/stream_fps.py [POSE_EVERY]``), e.g. an older
+commit in a ``git worktree`` and this one, one after the other, to compare before and after.
+``POSE_EVERY``: the person detector's pose keyframe spacing
+(:class:`engine.perception.person_detector.PersonDetector`; default: the detector's default).
 """
 
 import json
@@ -22,8 +24,13 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def main() -> None:
-    with TryOnSession("demo", backend="onnxruntime", mode="latency") as session:
+def main(argv: list[str]) -> None:
+    tracker = None
+    if argv:  # imported here: an older checkout's detector may not take the argument
+        from engine.perception.person_detector import PersonDetector
+
+        tracker = PersonDetector(pose_every=int(argv[0]))
+    with TryOnSession("demo", backend="onnxruntime", mode="latency", tracker=tracker) as session:
         session.set_garment(sample_garment_path())
         list(session.stream(sample_clip_path(), max_frames=16))  # warm-up: export, graphs
         session.reset_stats()
@@ -34,6 +41,8 @@ def main() -> None:
     fps, cpu_ms = frames / wall, cpu / frames * 1e3
     print(json.dumps({
         "frames": frames,
+        "pose_every": getattr(session.tracker, "pose_every", None),
+        "load": [round(v, 2) for v in os.getloadavg()],
         "fps": round(fps, 2),
         "cpu_ms_per_frame": round(cpu_ms, 1),
         "efficiency": round(fps * cpu_ms / (1000 * (os.cpu_count() or 1)), 3),
@@ -42,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -68,6 +68,17 @@ without a person, on a new frame size, on a timestamp going backwards, and when 
 shoulder width differs from the predicted one by more than :data:`MAX_SIZE_RATIO` (another person,
 or a cut); a keypoint missing for more than :data:`HOLD_FRAMES` frames restarts when it comes back.
 
+**Without a measurement** (pose keyframes, :class:`engine.perception.person_detector.
+PersonDetector`): :meth:`MotionStabilizer.track` measures a frame's motion first and returns
+how sure it is (:class:`Tracking`: inliers, the keypoints' displacement, each part's corners,
+local motion and their spread; :meth:`MotionStabilizer.unsure` says what rules a prediction out);
+then either :meth:`~MotionStabilizer.update` with the pose model's keypoints (what ``__call__``
+does) or :meth:`~MotionStabilizer.predict`: every tracked keypoint moves to ``p = A s + d'``, its
+uncertainty ``u`` grows by the local motion's as above (so the next measurement pulls the harder
+where the prediction leaned on it), its confidence, moving and settling states are kept, a held
+keypoint counts the frame, and one predicted outside the frame is returned missing. The next
+measurement's drift and confidence gains span the time since the last measurement.
+
 **Mask** (:class:`MaskSmoother`, used at crop size by
 :meth:`engine.inputs.person_crop.PersonCrop.crop_mask`): the previous smoothed mask moved by ``A``
 and blended with the new one, weight :data:`MASK_WEIGHT` for the new mask where the two agree (the
@@ -82,6 +93,7 @@ bench/garment_stability.py``).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -114,9 +126,14 @@ __all__ = [
     "MaskSmoother",
     "MotionStabilizer",
     "NOISE",
+    "PREDICT_MAX_LOCAL",
+    "PREDICT_MAX_SHIFT",
+    "PREDICT_MAX_SPREAD",
+    "PREDICT_MIN_INLIERS",
     "RANSAC_PX",
     "REGION_MARGIN",
     "SETTLE_FRAMES",
+    "Tracking",
     "find_corners",
     "fit_similarity",
     "person_regions",
@@ -165,6 +182,16 @@ MASK_GATE_LOW = 0.25
 """Regional mask disagreement (mean ``|new - moved|``) below which the weight is MASK_WEIGHT."""
 MASK_GATE_SPAN = 0.35
 """... and above ``MASK_GATE_LOW + MASK_GATE_SPAN`` of which it is 1 (the new mask)."""
+PREDICT_MIN_INLIERS = 0.75
+"""A torso motion fitting fewer than this fraction of its corners (RANSAC inliers) is unsure."""
+PREDICT_MAX_SHIFT = 0.08
+"""... as is one moving a keypoint by more than this many shoulder widths in a frame."""
+PREDICT_MAX_LOCAL = 0.04
+"""A head or limb keypoint moving against the torso by more than this many shoulder widths in a
+frame (its local motion ``d'``) is unsure."""
+PREDICT_MAX_SPREAD = 0.02
+"""... as is one whose corners disagree on its local motion by more than this many shoulder
+widths (their median distance from ``d'``)."""
 
 _GROUPS = {
     "torso": ("neck", "right_shoulder", "left_shoulder", "right_hip", "left_hip"),
@@ -186,6 +213,42 @@ _LK = dict(
     criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01),
 )
 _NO_POINTS = np.zeros((0, 2), np.float32)
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """How well one frame's image motion was measured (:meth:`MotionStabilizer.track`): what a
+    caller needs to decide whether the prediction alone may stand in for the pose model.
+
+    Attributes:
+        motion: ``(2, 3)`` float64 torso motion previous -> this frame, frame pixels, or
+            ``None`` (no previous frame or track, no corners, or the fit was rejected: fewer
+            than :data:`MIN_INLIERS` inliers, scale or rotation out of range).
+        corners: corners Lucas-Kanade followed from the previous frame.
+        fitted: the corners the accepted similarity was fitted to (the torso region's, or all
+            of them when those gave none; 0 without one).
+        inliers: its RANSAC inliers among them (0 without one).
+        shift: the largest displacement of a tracked keypoint by ``motion``, in shoulder widths
+            (0 without a motion, NaN without a shoulder width).
+        local: ``(18, 2)`` float64 local motion ``d'`` per keypoint, frame pixels (0 where
+            none was measured: torso keypoints, fewer than :data:`LOCAL_MIN_POINTS` corners).
+        local_points: ``(18,)`` int, corners within :data:`LOCAL_RADIUS` shoulder widths of each
+            tracked head and limb keypoint (0 for the torso's and untracked ones).
+        local_spread: ``(18,)`` float64, the median distance of those corners' own residual
+            motion from ``d'`` before its dead zone, frame pixels (0 where ``d'`` was not
+            measured): how much they disagree.
+        tracked: ``(18,)`` bool, the keypoints with a live track before this frame.
+    """
+
+    motion: np.ndarray | None
+    corners: int
+    fitted: int
+    inliers: int
+    shift: float
+    local: np.ndarray
+    local_points: np.ndarray
+    local_spread: np.ndarray
+    tracked: np.ndarray
 
 
 def _band_per_keypoint() -> np.ndarray:
@@ -344,21 +407,28 @@ def fit_similarity(before: np.ndarray, after: np.ndarray) -> np.ndarray | None:
     """
     before = _check_points("before", before)
     after = _check_points("after", after, len(before))
+    return _fit(before, after)[0]
+
+
+def _fit(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """:func:`fit_similarity` without the checks, and the RANSAC inliers of the accepted fit
+    (0 when it is rejected)."""
     if len(before) < MIN_INLIERS:
-        return None
+        return None, 0
     a, inliers = cv2.estimateAffinePartial2D(
         before.astype(np.float32), after.astype(np.float32), method=cv2.RANSAC,
         ransacReprojThreshold=RANSAC_PX, maxIters=500, confidence=0.995, refineIters=10,
     )  # fmt: skip
     if a is None or inliers is None:
-        return None
-    if int(inliers.sum()) < max(MIN_INLIERS, len(before) // 4):
-        return None
+        return None, 0
+    count = int(inliers.sum())
+    if count < max(MIN_INLIERS, len(before) // 4):
+        return None, 0
     scale = motion_scale(a)
     angle = math.degrees(math.atan2(float(a[1, 0]), float(a[0, 0])))
     if not (_MIN_SCALE <= scale <= _MAX_SCALE) or abs(angle) > _MAX_ROTATION_DEG:
-        return None
-    return a.astype(np.float64)
+        return None, 0
+    return a.astype(np.float64), count
 
 
 def person_regions(
@@ -508,6 +578,10 @@ class MotionStabilizer:
         self._t: float | None = None
         self._dt = 1.0 / 30.0
         self._sw: float | None = None
+        self._since = 0.0  # seconds predicted since the last measurement, before this frame
+        self._shown = np.zeros(n, dtype=bool)  # keypoints returned present last time
+        self._out: np.ndarray | None = None  # the keypoints returned last time
+        self._pending: tuple | None = None  # a tracked frame awaiting update() or predict()
         self.motion: np.ndarray | None = None
 
     def _restart(self) -> None:
@@ -517,6 +591,9 @@ class MotionStabilizer:
         self._big[:] = False
         self._buf_ok[:] = False
         self._sw = None
+        self._since = 0.0
+        self._shown[:] = False
+        self._out = None
         self._regions = None
         self._corners = _NO_POINTS.copy()
 
@@ -541,6 +618,14 @@ class MotionStabilizer:
             or min(frame.shape[:2]) < 1
         ):
             raise InputError("frame", "a non-empty (H, W, 3) uint8 RGB numpy array", frame)
+        self._check_measurement(keypoints, None)
+        ok = isinstance(timestamp_s, (int, float, np.integer, np.floating))
+        if not ok or isinstance(timestamp_s, bool) or not math.isfinite(float(timestamp_s)):
+            raise InputError("timestamp_s", "a finite number of seconds", timestamp_s)
+        self._check_measurement(None, person_mask)
+
+    @staticmethod
+    def _check_measurement(keypoints, person_mask) -> None:
         if keypoints is not None:
             if (
                 not isinstance(keypoints, np.ndarray)
@@ -552,9 +637,6 @@ class MotionStabilizer:
             if not np.isfinite(keypoints[present, :2]).all():
                 raise InputError("keypoints", "finite coordinates for present keypoints",
                                  keypoints)  # fmt: skip
-        ok = isinstance(timestamp_s, (int, float, np.integer, np.floating))
-        if not ok or isinstance(timestamp_s, bool) or not math.isfinite(float(timestamp_s)):
-            raise InputError("timestamp_s", "a finite number of seconds", timestamp_s)
         if person_mask is not None and (
             not isinstance(person_mask, np.ndarray)
             or person_mask.ndim != 2
@@ -565,27 +647,42 @@ class MotionStabilizer:
                              person_mask)  # fmt: skip
 
     def _motion(self, grey: np.ndarray, fx: float, fy: float) -> tuple:
-        """``(A, d', after)``: torso motion (frame pixels, or None), per-keypoint local shifts
-        (18, 2) frame pixels, and the tracked corners in ``grey``."""
-        local = np.zeros((NUM_KEYPOINTS, 2))
+        """``(A, d', after, tracking)``: torso motion (frame pixels, or None), per-keypoint local
+        shifts (18, 2) frame pixels, the tracked corners in ``grey``, and the
+        :class:`Tracking` record of how well they were measured."""
+        n = NUM_KEYPOINTS
+        local, points, spread = np.zeros((n, 2)), np.zeros(n, dtype=int), np.zeros(n)
+        live = self._age >= 0
+
+        def record(a, corners: int, fitted: int, inliers: int) -> Tracking:
+            shift = 0.0
+            if a is not None and live.any():
+                shift = float(np.linalg.norm(_moved(self._state[live], a) - self._state[live],
+                                             axis=1).max())  # fmt: skip
+                shift = shift / self._sw if self._sw else math.nan
+            return Tracking(a, corners, fitted, inliers, shift, local, points, spread,
+                            live.copy())  # fmt: skip
+
         if (
             self._grey is None
             or self._regions is None
             or len(self._corners) == 0
             or min(grey.shape) < 8
         ):
-            return None, local, _NO_POINTS.copy()
+            return None, local, _NO_POINTS.copy(), record(None, 0, 0, 0)
         before, after = _track(self._grey, grey, self._corners)
         person, torso = self._regions
         h, w = grey.shape
         ix = np.clip(before[:, 0].astype(int), 0, w - 1)
         iy = np.clip(before[:, 1].astype(int), 0, h - 1)
         on_torso = torso[iy, ix]
-        a = fit_similarity(before[on_torso], after[on_torso])
+        fitted = int(on_torso.sum())
+        a, inliers = _fit(before[on_torso], after[on_torso])
         if a is None:
-            a = fit_similarity(before, after)
+            fitted = len(before)
+            a, inliers = _fit(before, after)
         if a is None:
-            return None, local, after
+            return None, local, after, record(None, len(before), 0, 0)
         left = after - _moved(before, a)  # (n, 2): what A does not explain
         if self._sw is not None:
             prev = self._state / (fx, fy)  # (18, 2) tracking px
@@ -593,14 +690,190 @@ class MotionStabilizer:
                             prev[:, None, 1] - before[None, :, 1]) < (
                 LOCAL_RADIUS * self._sw / fx
             )  # (18, n)  # fmt: skip
-            use = (near.sum(axis=1) >= LOCAL_MIN_POINTS) & (self._age >= 0) & ~_TORSO  # (18,)
+            count = near.sum(axis=1)  # (18,)
+            points = np.where(live & ~_TORSO, count, 0)
+            use = (count >= LOCAL_MIN_POINTS) & live & ~_TORSO  # (18,)
             if use.any():
                 d = _masked_median(np.broadcast_to(left[:, None], (len(left), *prev.shape)),
                                    near.T)  # (18, 2)  # fmt: skip
+                apart = np.linalg.norm(left[:, None] - d[None], axis=-1)  # (n, 18) tracking px
+                spread_t = _masked_median(np.repeat(apart[..., None], 2, axis=-1), near.T)[:, 0]
+                spread = np.where(use, spread_t * math.sqrt(fx * fy), 0.0)
                 size = np.linalg.norm(d, axis=1)
                 shrink = np.clip(1.0 - LOCAL_DEADZONE_PX / np.maximum(size, 1e-9), 0.0, None)
                 local = np.where(use[:, None], d * shrink[:, None] * (fx, fy), 0.0)
-        return _to_frame(a, fx, fy), local, after
+        a = _to_frame(a, fx, fy)
+        return a, local, after, record(a, len(before), fitted, inliers)
+
+    @property
+    def shown(self) -> np.ndarray:
+        """``(18,)`` bool: the keypoints the last frame returned present (measured or held)."""
+        return self._shown.copy()
+
+    @property
+    def shoulder_width(self) -> float | None:
+        """The tracked shoulder width, frame pixels (``None`` without both shoulders)."""
+        return self._sw
+
+    @property
+    def tracked(self) -> np.ndarray:
+        """``(18,)`` bool: the keypoints with a live track (a prediction can move them)."""
+        return self._age >= 0
+
+    @property
+    def steady(self) -> bool:
+        """Whether some keypoint is tracked and every tracked one is *steady* (module
+        docstring) or held: within its band at the last measurement, neither moving nor
+        settling. What a caller needs before it lets a prediction stand in for a measurement
+        (:meth:`predict`)."""
+        live = self._age >= 0
+        return bool(
+            live.any()
+            and not (self._moving | self._big)[live].any()
+            and (self._settled[live] >= SETTLE_FRAMES).all()
+        )
+
+    def unsure(self, tracking: Tracking) -> str | None:
+        """Why :meth:`predict` could not stand in for a measurement on the frame ``tracking``
+        describes (the one last given to :meth:`track`); ``None`` when it can. In this order:
+        ``"no track"`` (nothing tracked), ``"unsteady keypoint"`` (not :attr:`steady`: the pose
+        model saw a movement the image did not show, or one is settling), ``"few inliers"`` (no
+        torso motion, or RANSAC inliers under :data:`PREDICT_MIN_INLIERS` of the corners it was
+        fitted to), ``"large motion"`` (a keypoint moved by more than :data:`PREDICT_MAX_SHIFT`
+        shoulder widths, or no shoulder width), and for every head and limb keypoint shown and
+        tracked: ``"part untracked"`` (fewer than :data:`LOCAL_MIN_POINTS` corners near it: it
+        could only move with the torso), ``"part moving"`` (local motion beyond
+        :data:`PREDICT_MAX_LOCAL` shoulder widths) and ``"part unsure"`` (its corners disagree
+        by more than :data:`PREDICT_MAX_SPREAD` shoulder widths)."""
+        if not self.tracked.any() or self._out is None:
+            return "no track"
+        if not self.steady:
+            return "unsteady keypoint"
+        if tracking.motion is None or tracking.inliers < PREDICT_MIN_INLIERS * tracking.fitted:
+            return "few inliers"
+        sw = self._sw
+        if sw is None or not tracking.shift <= PREDICT_MAX_SHIFT:  # NaN: no shoulder width
+            return "large motion"
+        parts = self._shown & tracking.tracked & ~_TORSO  # head and limbs
+        if (tracking.local_points[parts] < LOCAL_MIN_POINTS).any():
+            return "part untracked"
+        if (np.linalg.norm(tracking.local[parts], axis=1) > PREDICT_MAX_LOCAL * sw).any():
+            return "part moving"
+        if (tracking.local_spread[parts] > PREDICT_MAX_SPREAD * sw).any():
+            return "part unsure"
+        return None
+
+    def track(self, frame: np.ndarray, timestamp_s: float) -> Tracking:
+        """Measure the image motion previous -> this frame, before the pose model is asked.
+
+        The first half of :meth:`__call__`; follow it with :meth:`update` (a measurement) or
+        :meth:`predict` (none) for the same frame. The timestamp and frame-size rules of the
+        module docstring (resets) apply here.
+
+        Args:
+            frame: ``(H, W, 3)`` uint8 RGB.
+            timestamp_s: the frame's time in seconds.
+
+        Returns:
+            The frame's :class:`Tracking`.
+
+        Raises:
+            InputError: a malformed argument (checked before any state changes).
+        """
+        self._check(frame, None, timestamp_s, None)
+        return self._track_frame(frame, float(timestamp_s))
+
+    def _track_frame(self, frame: np.ndarray, t: float) -> Tracking:
+        height, width = frame.shape[:2]
+        if self._size != (height, width):
+            self.reset()
+            self._size = (height, width)
+        if self._t is not None and t < self._t:
+            self._restart()
+        elif self._t is not None and t > self._t:
+            self._dt = t - self._t
+        self._t = t
+        grey, fx, fy = self._tracking_image(frame)
+        motion, local, corners, tracking = self._motion(grey, fx, fy)
+        self._pending = (grey, fx, fy, motion, local, corners)
+        return tracking
+
+    def _take_pending(self) -> tuple:
+        if self._pending is None:
+            raise InputError("frame", "given to track() before each update() or predict()",
+                             None)  # fmt: skip
+        pending, self._pending = self._pending, None
+        return pending
+
+    def update(
+        self, keypoints: np.ndarray | None, person_mask: np.ndarray | None = None
+    ) -> np.ndarray | None:
+        """Stabilize the pose model's keypoints of the frame last given to :meth:`track` (the
+        second half of :meth:`__call__`; arguments and result as there).
+
+        Raises:
+            InputError: a malformed argument, or no frame tracked since the last update
+                (checked before any state changes).
+        """
+        self._check_measurement(keypoints, person_mask)
+        return self._update(self._take_pending(), keypoints, person_mask)
+
+    def predict(self, person_mask: np.ndarray | None = None) -> np.ndarray | None:
+        """The keypoints of the frame last given to :meth:`track` without a measurement: every
+        tracked keypoint moved by its prediction ``p = A s + d'`` (module docstring), with the
+        uncertainty ``u`` that the local motion adds, so the next measurement weighs in
+        accordingly; confidences, the moving and settling states and the lost-keypoint count of
+        a keypoint measured last time are kept (a held one counts the frame); a prediction
+        outside the frame is returned missing (confidence 0), as a measurement there would be.
+        The next measurement's drift and confidence gains span the time since the last one.
+
+        Args:
+            person_mask: as in :meth:`__call__` (where the next frame's corners may lie), e.g.
+                the last measured mask moved by :attr:`motion`.
+
+        Returns:
+            ``(18, 3)`` float32 keypoints: the last ones returned, moved (a keypoint without a
+            track by the torso motion only, its confidence kept); ``None`` when nothing is
+            tracked (no person, or a restart).
+
+        Raises:
+            InputError: a malformed mask, or no frame tracked since the last update.
+        """
+        self._check_measurement(None, person_mask)
+        grey, fx, fy, motion, local, corners = self._take_pending()
+        self.motion, self._grey = motion, grey
+        live = self._age >= 0
+        if not live.any() or self._out is None:
+            self._restart()
+            self.motion = None
+            return None
+        height, width = self._size
+        a = np.eye(2, 3) if motion is None else motion
+        pred = _moved(self._state, a) + local  # (18, 2)
+        band = self._band * (self._sw * motion_scale(a) if self._sw else 0.25 * min(self._size))
+        self._unc = np.where(live, self._unc + (LOCAL_TRUST * np.linalg.norm(local, axis=1)
+                                                / band) ** 2, self._unc)  # fmt: skip
+        self._buf = self._buf + np.where(live[:, None], pred - self._state, 0.0)[None]
+        self._state = np.where(live[:, None], pred, self._state)
+        self._since += self._dt
+        held = live & (self._age > 0)
+        self._age = np.where(held, self._age + 1, self._age)
+        self._age[self._age > HOLD_FRAMES] = -1
+        out = self._out.copy()
+        out[:, :2] = _moved(out[:, :2].astype(np.float64), a)
+        tracked = self._shown & (self._age >= 0)
+        out[tracked, :2] = self._state[tracked]
+        with np.errstate(invalid="ignore"):
+            inside = ((out[:, :2] >= 0) & (out[:, :2] < (width, height))).all(axis=1)
+        out[~inside, 2] = 0.0  # outside the frame: missing, as a measurement there would be
+        shown = tracked & inside
+        out[self._shown & ~shown, 2] = 0.0
+        both = self._age[_RS] >= 0 and self._age[_LS] >= 0
+        scaled = self._sw * motion_scale(a) if self._sw else None
+        self._sw = float(np.linalg.norm(self._state[_LS] - self._state[_RS])) if both else scaled
+        self._shown, self._out = shown, out.copy()
+        self._next_corners(out, shown, grey, fx, fy, person_mask, corners)
+        return out
 
     def __call__(
         self,
@@ -609,7 +882,7 @@ class MotionStabilizer:
         timestamp_s: float,
         person_mask: np.ndarray | None = None,
     ) -> np.ndarray | None:
-        """Stabilize one frame's keypoints.
+        """Stabilize one frame's keypoints (:meth:`track`, then :meth:`update`).
 
         Args:
             frame: ``(H, W, 3)`` uint8 RGB, the frame the keypoints were found on (no motion is
@@ -627,25 +900,20 @@ class MotionStabilizer:
             InputError: a malformed argument (checked before any state changes).
         """
         self._check(frame, keypoints, timestamp_s, person_mask)
-        t = float(timestamp_s)
-        height, width = frame.shape[:2]
-        if self._size != (height, width):
-            self.reset()
-            self._size = (height, width)
-        if self._t is not None and t < self._t:
-            self._restart()
-        elif self._t is not None and t > self._t:
-            self._dt = t - self._t
-        self._t = t
+        self._track_frame(frame, float(timestamp_s))
+        return self._update(self._take_pending(), keypoints, person_mask)
 
-        grey, fx, fy = self._tracking_image(frame)
+    def _update(self, pending: tuple, keypoints, person_mask) -> np.ndarray | None:
+        grey, fx, fy, motion, local, corners = pending
+        height, width = self._size
         if keypoints is None:
             self._restart()
             self._grey, self.motion = grey, None
             return None
-        motion, local, corners = self._motion(grey, fx, fy)
         self.motion = motion
         self._grey = grey
+        dt = self._dt + self._since  # since the last measurement
+        self._since = 0.0
 
         meas = keypoints[:, :2].astype(np.float64)  # (18, 2)
         present = keypoints[:, 2] >= CONFIDENCE_MIN  # (18,)
@@ -680,7 +948,7 @@ class MotionStabilizer:
         settling = cont & ~moving & (settled < SETTLE_FRAMES)
         steady = cont & ~moving & ~settling
         # Steady: the drift gain, or more where the prediction leaned on a part's own motion.
-        g0 = 1.0 - math.exp(-self._dt / self.drift_time_s)
+        g0 = 1.0 - math.exp(-dt / self.drift_time_s)
         unc = self._unc + (LOCAL_TRUST * np.linalg.norm(local, axis=1) / band) ** 2
         gain = np.maximum(unc / (unc + MEASUREMENT_VAR), g0)  # (18,)
         state = pred.copy()
@@ -691,7 +959,7 @@ class MotionStabilizer:
 
         # Confidences, smoothed along the track; a lost keypoint held for a few frames.
         c = keypoints[:, 2].astype(np.float64)
-        keep = 1.0 - math.exp(-self._dt / CONFIDENCE_TIME_S)
+        keep = 1.0 - math.exp(-dt / CONFIDENCE_TIME_S)
         conf = np.where(live, self._conf + keep * (c - self._conf), c)  # (18,)
         with np.errstate(invalid="ignore"):
             inside = ((pred >= 0) & (pred < (width, height))).all(axis=1)
@@ -709,8 +977,13 @@ class MotionStabilizer:
         self._age[self._age > HOLD_FRAMES] = -1
         both = self._age[_RS] >= 0 and self._age[_LS] >= 0
         self._sw = float(np.linalg.norm(state[_LS] - state[_RS])) if both else sw_pred
+        self._shown, self._out = shown, out.copy()
+        self._next_corners(out, shown, grey, fx, fy, person_mask, corners)
+        return out
 
-        # The regions and corners the next frame tracks from.
+    def _next_corners(self, out, shown, grey, fx, fy, person_mask, corners) -> None:
+        """The regions and corners the next frame tracks from (``out``: this frame's keypoints,
+        frame px; ``corners``: where this frame's tracking put the previous ones)."""
         small = out.copy()
         small[:, :2] /= (fx, fy)
         mask = None
@@ -721,7 +994,7 @@ class MotionStabilizer:
         self._regions = person_regions(small, grey.shape[0], grey.shape[1], mask)
         if self._regions is None:
             self._corners = _NO_POINTS.copy()
-            return out
+            return
         person = self._regions[0]
         ix = np.clip(corners[:, 0].astype(int), 0, grey.shape[1] - 1)
         iy = np.clip(corners[:, 1].astype(int), 0, grey.shape[0] - 1)
@@ -756,7 +1029,6 @@ class MotionStabilizer:
             for x, y in found.astype(int):
                 cv2.circle(taken, (int(x), int(y)), 2, 1, -1)
         self._corners = corners
-        return out
 
 
 class MaskSmoother:

@@ -48,6 +48,39 @@ the track settles. The image motion (previous frame -> this one) is returned as
 :attr:`PersonDetection.motion`, for the crop and the person mask to follow
 (:class:`engine.inputs.person_crop.PersonCrop`).
 
+**Pose keyframes** (``pose_every``, default :data:`DEFAULT_POSE_EVERY`; stabilizing only). The
+pose graph (with its mask head) is most of the detector's cost, so it runs only on *keyframes*;
+on the frames between, the image motion the stabilizer measures anyway moves the last keypoints
+(:meth:`~engine.perception.motion_stabilizer.MotionStabilizer.predict`: the torso similarity,
+plus each head and limb keypoint's local motion; confidences kept) and the last pose frame's mask
+(warped by the torso motion composed since that frame, at the graphs' size, then upsampled), and
+:class:`PersonDetection` carries keypoints, confidences, mask and motion as on any frame, with
+``pose_ran=False`` and a ``"pose"`` time of 0. The rule, checked on every frame after its motion
+is tracked and before the pose model would run: the pose model runs when
+
+* ``pose_every`` is 1, or ``pose_every - 1`` frames in a row went without it (at least one frame
+  in ``pose_every`` is a keyframe);
+* the last frame found no person, or this is a track's first frame (after :meth:`reset`, a
+  frame without a person, a new frame size, a timestamp going back: the stabilizer then tracks
+  nothing);
+* the last face detection saw anyone besides the subject, or lost it; or face detection is due
+  (it runs on keyframes only, once :data:`FACE_EVERY` frames have passed);
+* there is no mask to move (a track's keyframe without one);
+* or the tracking is unsure
+  (:meth:`~engine.perception.motion_stabilizer.MotionStabilizer.unsure`, all on this frame):
+  a keypoint is not steady (the pose model showed a movement the image did not, or it is
+  settling after one), the torso fit is missing or fits fewer than 75 % of its corners, the
+  torso motion moves a keypoint by more than 0.08 shoulder widths in the frame, or a shown head
+  or limb keypoint has fewer than 3 corners near it, moves against the torso by more than 0.04
+  shoulder widths, or its corners disagree by more than 0.02 shoulder widths.
+
+So a person moving fast against their own torso, a cut, or a new person gets the pose model on
+that very frame; only a steady, well-tracked person is predicted, for at most ``pose_every - 1``
+frames. mediapipe's clock stays that of the video: the legacy graphs stamp each call one 30 fps
+frame after the last, and a keyframe after ``k`` skipped frames is stamped ``k`` frames later
+(its region-of-interest filter reads the stamps). The CPU this saves and the accuracy it costs,
+measured: ``python bench/pose_keyframes.py`` (README).
+
 With ``stabilize=False``, a :class:`engine.perception.one_euro.OneEuroFilter` per coordinate, on
 coordinates divided by the frame height (so ``beta`` does not depend on the resolution), driven
 by the caller's timestamps; a keypoint that goes missing restarts its track when it comes back, a
@@ -82,7 +115,7 @@ import numpy as np
 from engine.errors import BackendUnavailableError, InputError, ModelLoadError
 from engine.keypoints import CONFIDENCE_MIN, KEYPOINT_INDEX, NUM_KEYPOINTS
 from engine.perception.frame_check import check_frame, check_timestamp
-from engine.perception.motion_stabilizer import MotionStabilizer
+from engine.perception.motion_stabilizer import MotionStabilizer, Tracking, compose_motions
 from engine.perception.one_euro import DEFAULT_DT_S, OneEuroFilter
 from engine.perception.subject import SubjectChooser, subject_region
 
@@ -91,6 +124,7 @@ __all__ = [
     "DEFAULT_BETA",
     "DEFAULT_D_CUTOFF",
     "DEFAULT_MIN_CUTOFF",
+    "DEFAULT_POSE_EVERY",
     "DEFAULT_POSE_MAX_HEIGHT",
     "FACE_EVERY",
     "PersonDetection",
@@ -116,7 +150,11 @@ DEFAULT_D_CUTOFF = 1.0
 DEFAULT_POSE_MAX_HEIGHT = 256
 """Frames taller than this (pixels) are downscaled before the mediapipe graphs."""
 FACE_EVERY = 3
-"""While the subject is the only face seen, face detection runs on one frame in this many."""
+"""While the subject is the only face seen, face detection runs on one frame in this many (the
+first frame the pose model runs on once that many have passed)."""
+DEFAULT_POSE_EVERY = 3
+"""The pose model runs on at least one frame in this many (the keyframe rule, module docstring)."""
+_GRAPH_FRAME_US = 33333  # what mediapipe's legacy solutions API stamps each process() call with
 
 SEGMENTATION_MODES = ("pose", "selfie", "none")
 _POSE_MODELS = {
@@ -145,12 +183,16 @@ class PersonDetection:
             this one, frame pixels (a point ``q`` moves to ``motion[:, :2] @ q + motion[:, 2]``),
             or ``None`` (not stabilizing, no person, the first frame of a track, or no
             consistent motion found).
+        pose_ran: whether the pose model ran on this frame (``False``: a frame between pose
+            keyframes, whose keypoints and mask are the last ones moved by the image motion;
+            ``PersonDetector(pose_every=...)``).
     """
 
     keypoints: np.ndarray | None
     person_mask: np.ndarray | None
     timings: dict[str, float] = field(default_factory=dict)
     motion: np.ndarray | None = None
+    pose_ran: bool = True
 
     @property
     def person_found(self) -> bool:
@@ -232,6 +274,11 @@ class PersonDetector:
             the person's pixels, the pose model corrects them beyond its noise) instead of the
             One Euro filter (``min_cutoff``, ``beta`` and ``d_cutoff`` then apply). See the
             module docstring: what is tracked, the bands and gains, when it resets.
+        pose_every: with the stabilizer, the pose model (and its mask) runs on at least one
+            frame in this many, and on every frame the keyframe rule of the module docstring
+            asks for; the frames between get the last keypoints and mask moved by the image.
+            An int in [1, 30]; 1: on every frame. Without the stabilizer (``smoothing=False`` or
+            ``stabilize=False``) the pose model runs on every frame whatever this is.
 
     Raises:
         InputError: an argument is invalid (checked before anything is built).
@@ -253,6 +300,7 @@ class PersonDetector:
         pose_max_height: int | None = DEFAULT_POSE_MAX_HEIGHT,
         choose_subject: bool = True,
         stabilize: bool = True,
+        pose_every: int = DEFAULT_POSE_EVERY,
     ) -> None:
         if not isinstance(smoothing, bool):
             raise InputError("smoothing", "True or False", smoothing)
@@ -293,6 +341,13 @@ class PersonDetector:
         self._filter = filt
         if not isinstance(stabilize, bool):
             raise InputError("stabilize", "True or False", stabilize)
+        if (
+            isinstance(pose_every, bool)
+            or not isinstance(pose_every, (int, np.integer))
+            or not (1 <= pose_every <= 30)
+        ):
+            raise InputError("pose_every", "an int in [1, 30] (frames)", pose_every)
+        self.pose_every = int(pose_every)
         self.stabilize = stabilize
         self._stabilizer = MotionStabilizer() if smoothing and stabilize else None
         if not isinstance(choose_subject, bool):
@@ -317,6 +372,9 @@ class PersonDetector:
         self._size: tuple[int, int] | None = None
         self._last_t: float | None = None
         self._tracking = False  # the previous frame had a pose
+        self._skipped = 0  # frames since the pose model last ran
+        self._key_mask: np.ndarray | None = None  # the last pose frame's mask, graphs' size
+        self._key_motion: np.ndarray | None = None  # image motion since then, frame px
         self._closed = False
 
     def _build_graphs(self) -> None:
@@ -367,6 +425,8 @@ class PersonDetector:
         self._size = None
         self._last_t = None
         self._tracking = False
+        self._skipped = 0
+        self._key_mask = self._key_motion = None
 
     def close(self) -> None:
         """Free the mediapipe graphs. Idempotent; the tracker cannot be used afterwards."""
@@ -390,9 +450,11 @@ class PersonDetector:
 
         While the last face detection saw exactly the subject and nobody else, the detector runs
         on one frame in :data:`FACE_EVERY` only (the frame is used as is in between, which is
-        what one face gives anyway): someone stepping in is greyed out from the next detection
-        on, at most ``FACE_EVERY - 1`` frames late, and cannot take over the subject meanwhile
-        (mediapipe's pose graph keeps to the person it tracks)."""
+        what one face gives anyway), or on the first frame the pose model runs on after that
+        (this is called on those frames only; frames without it count, see
+        :meth:`_between_keyframes`): someone stepping in is greyed out from the next detection
+        on, at most ``max(FACE_EVERY, pose_every) - 1`` frames late, and cannot take over the
+        subject meanwhile (mediapipe's pose graph keeps to the person it tracks)."""
         if self._alone_for is not None and self._alone_for < FACE_EVERY:
             self._alone_for += 1
             return rgb
@@ -447,6 +509,14 @@ class PersonDetector:
         self._last_t = t
 
         timings: dict[str, float] = {}
+        tracking = None
+        if self._stabilizer is not None:  # the image motion first: it decides the pose's turn
+            start = time.perf_counter()
+            tracking = self._stabilizer.track(frame, t)
+            timings["smoothing"] = (time.perf_counter() - start) * 1e3
+            if self._may_skip_pose(tracking):
+                return self._between_keyframes(tracking, height, width, timings)
+
         start = time.perf_counter()
         limit = self.pose_max_height
         if limit is not None and height > limit:
@@ -460,11 +530,15 @@ class PersonDetector:
         if self._graph_size is not None and self._graph_size != rgb.shape[:2]:
             self._build_graphs()  # a new frame size: the old graphs would fail on it
             self._alone_for = None
+            self._skipped = 0
         self._graph_size = rgb.shape[:2]
         if self._faces is not None:
             t_faces = time.perf_counter()
             rgb = self._isolate_subject(rgb)
             timings["subject"] = (time.perf_counter() - t_faces) * 1e3
+        for graph in (self._pose, self._selfie):
+            _skip_graph_clock(graph, self._skipped)
+        self._skipped = 0
         result = self._pose.process(rgb)
         if self._stabilizer is not None and not self._tracking and result.pose_landmarks:
             result = self._pose.process(rgb)  # a new track: again, from the landmarks' region
@@ -489,7 +563,7 @@ class PersonDetector:
             )  # (33, 3)
             keypoints = blazepose_to_openpose(lm, height, width)  # (18, 3)
             if self._stabilizer is not None:
-                keypoints = self._stabilizer(frame, keypoints, t, mask)
+                keypoints = self._stabilizer.update(keypoints, mask)
                 shoulders = keypoints[[_OPENPOSE_RS, _OPENPOSE_LS], :2]
                 keypoints[_NECK, :2] = shoulders.mean(axis=0)  # the neck rule, on stabilized ones
             elif self.smoothing:
@@ -497,10 +571,12 @@ class PersonDetector:
                 xy = self._filter(keypoints[:, :2] / height, t, present)  # frame heights
                 keypoints[:, :2] = xy * height
         elif self._stabilizer is not None:
-            self._stabilizer(frame, None, t)
+            self._stabilizer.update(None)
         elif self.smoothing:  # no person: every track restarts when one is found again
             self._filter(np.zeros((NUM_KEYPOINTS, 2), np.float32), t, np.zeros(NUM_KEYPOINTS, bool))
-        timings["smoothing"] = (time.perf_counter() - start) * 1e3
+        timings["smoothing"] = timings.get("smoothing", 0.0) + (time.perf_counter() - start) * 1e3
+        self._key_mask = mask
+        self._key_motion = np.eye(2, 3)
 
         start = time.perf_counter()
         if mask is not None and mask.shape != (height, width):
@@ -508,3 +584,74 @@ class PersonDetector:
         timings["segmentation"] += (time.perf_counter() - start) * 1e3
         motion = None if self._stabilizer is None else self._stabilizer.motion
         return PersonDetection(keypoints, mask, timings, motion)
+
+    def _may_skip_pose(self, tracking: Tracking) -> bool:
+        """The keyframe rule (module docstring): whether this frame may do without the pose
+        model, its keypoints and mask moved from the last ones by ``tracking``."""
+        return self._pose_reason(tracking) is None
+
+    def _pose_reason(self, tracking: Tracking) -> str | None:
+        """Why the keyframe rule runs the pose model on this frame; ``None``: it need not."""
+        stab = self._stabilizer
+        if self.pose_every == 1:
+            return "every frame"
+        if self._skipped + 1 >= self.pose_every:
+            return "cadence"
+        if not self._tracking:
+            return "new track"
+        if self._faces is not None and self._alone_for is None:
+            return "subject not alone"
+        if self.segmentation != "none" and self._key_mask is None:
+            return "no mask"
+        return stab.unsure(tracking)
+
+    def _between_keyframes(
+        self, tracking: Tracking, height: int, width: int, timings: dict[str, float]
+    ) -> PersonDetection:
+        """A frame without the pose model: the last keypoints and mask moved by the image."""
+        start = time.perf_counter()
+        self._skipped += 1
+        if self._alone_for is not None:
+            self._alone_for += 1  # face detection's cadence counts frames
+        self._key_motion = compose_motions(self._key_motion, tracking.motion)
+        mask = None  # (h, w) at the graphs' size until upsampled below
+        if self._key_mask is not None:
+            h, w = self._key_mask.shape
+            a = _scaled_motion(self._key_motion, w / width, h / height)
+            mask = cv2.warpAffine(self._key_mask, a, (w, h), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        keypoints = self._stabilizer.predict(mask)
+        shoulders = keypoints[[_OPENPOSE_RS, _OPENPOSE_LS], :2]
+        keypoints[_NECK, :2] = shoulders.mean(axis=0)
+        timings["smoothing"] += (time.perf_counter() - start) * 1e3
+        start = time.perf_counter()
+        if mask is not None and mask.shape != (height, width):
+            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)  # (H, W)
+        timings["segmentation"] = (time.perf_counter() - start) * 1e3
+        timings["pose"] = 0.0
+        if self._faces is not None:
+            timings["subject"] = 0.0
+        return PersonDetection(keypoints, mask, timings, self._stabilizer.motion, pose_ran=False)
+
+
+def _scaled_motion(motion: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """A ``(2, 3)`` motion in frame pixels -> in pixels of an image ``sx`` by ``sy`` times the
+    frame's size (``S A S^-1``, ``S = diag(sx, sy)``)."""
+    out = np.array(motion, dtype=np.float64)
+    out[0, 1] *= sx / sy
+    out[1, 0] *= sy / sx
+    out[0, 2] *= sx
+    out[1, 2] *= sy
+    return out
+
+
+def _skip_graph_clock(graph: Any, frames: int) -> None:
+    """Advance a mediapipe solution graph's clock over ``frames`` frames it was not given.
+
+    The legacy solutions API stamps every ``process()`` call 33333 us after the previous one (a
+    30 frames/s video); the pose graph's region of interest comes from its auxiliary landmarks
+    through a One Euro filter (on even with ``smooth_landmarks=False``) that reads those stamps.
+    Skipped frames are then a gap in its time, as in the video, not a faster person. The stamps
+    only grow, as mediapipe requires."""
+    if graph is not None and frames > 0 and hasattr(graph, "_simulated_timestamp"):
+        graph._simulated_timestamp += _GRAPH_FRAME_US * frames

@@ -354,3 +354,136 @@ def test_compose_motions_is_first_then_second():
     assert ab.shape == (2, 3)
     np.testing.assert_allclose(points @ ab[:, :2].T + ab[:, 2], through_both, atol=1e-9)
     assert compose_motions(None, b) is None and compose_motions(a, None) is None
+
+
+# -------------------------------------------------------------------- track / update / predict
+
+
+def test_track_then_update_is_the_same_as_a_call():
+    cams = [_camera(1.0 * math.sin(i / 3), 1.0, (6 * math.sin(i / 4), 3.0 * i)) for i in range(8)]
+    frames = [_scene(c, arm_deg=4.0 * i) for i, c in enumerate(cams)]
+    rng = np.random.default_rng(0)
+    called, split = MotionStabilizer(), MotionStabilizer()
+    for i, (rgb, kp, mask) in enumerate(frames):
+        noisy = kp.copy()
+        noisy[:, :2] += rng.normal(0.0, 2.0, (18, 2)).astype(np.float32)
+        a = called(rgb, noisy, i / 30, mask)
+        split.track(rgb, i / 30)
+        np.testing.assert_array_equal(split.update(noisy, mask), a)
+        if i:
+            np.testing.assert_array_equal(split.motion, called.motion)
+
+
+def test_predicted_keypoints_move_with_a_known_shift():
+    # Measured on frame 0 only; frames 1..6 are predicted: every keypoint moves with the image.
+    shifts = [np.array([3.0 * i, -2.0 * i]) for i in range(7)]
+    frames = [_scene(_camera(shift=tuple(s))) for s in shifts]
+    stab = MotionStabilizer()
+    first = stab(frames[0][0], frames[0][1], 0.0, frames[0][2])
+    seen = first[:, 2] >= 0.1
+    names = ("neck", "right_shoulder", "left_shoulder", "right_hip", "left_hip", "nose")
+    torso_head = seen & np.isin(np.arange(18), [K[n] for n in names])
+    for i, ((rgb, _, mask), shift) in enumerate(zip(frames[1:], shifts[1:], strict=True), 1):
+        tracking = stab.track(rgb, i / 30)
+        assert tracking.motion is not None and tracking.inliers >= 0.75 * tracking.fitted
+        np.testing.assert_allclose(tracking.motion[:, 2], [3.0, -2.0], atol=0.3)  # per frame
+        assert 0.0 < tracking.shift < 0.05  # 3.6 px of a 100 px shoulder width
+        out = stab.predict(mask)
+        err = np.abs(out[:, :2] - (first[:, :2] + shift)).max(axis=1)  # (18,)
+        assert err[torso_head].max() < 0.5  # moved by the torso motion; measured 0.002
+        # The limbs move by their corners' local motion too: an elbow's corners at the arm's
+        # edge once went 2.7 px wrong (their spread says so; see the next test).
+        assert err[seen].max() < 4.0
+        np.testing.assert_array_equal(out[:, 2], first[:, 2])  # confidences kept
+        assert stab.steady
+
+
+def _on_body(kp: np.ndarray) -> np.ndarray:
+    """``kp`` without the keypoints the synthetic scene leaves on its plain background (the
+    nose, the left elbow and wrist): no corners near them."""
+    out = kp.copy()
+    out[[K["nose"], K["left_elbow"], K["left_wrist"]], 2] = 0.0
+    return out
+
+
+def test_unsure_names_what_a_prediction_cannot_follow():
+    from engine.perception.motion_stabilizer import PREDICT_MAX_LOCAL, PREDICT_MAX_SPREAD
+
+    def first_step(frames, keep=_on_body):
+        stab = MotionStabilizer()
+        stab(frames[0][0], keep(frames[0][1]), 0.0, frames[0][2])
+        tracking = stab.track(frames[1][0], 1 / 30)
+        return stab.unsure(tracking), tracking
+
+    still = [_scene(), _scene()]
+    assert first_step(still)[0] is None
+    assert first_step(still, keep=lambda kp: kp)[0] == "part untracked"  # the nose: no corners
+    arm = [K["right_elbow"], K["right_wrist"]]
+    reason, tracking = first_step([_scene(), _scene(arm_deg=3.0)])  # 7.6 px at the wrist
+    assert (tracking.local_points[arm] >= 3).all()
+    moved = np.linalg.norm(tracking.local[arm], axis=1).max() > PREDICT_MAX_LOCAL * SW
+    assert moved or tracking.local_spread[arm].max() > PREDICT_MAX_SPREAD * SW
+    assert reason in ("part moving", "part unsure")
+    # Small shifts: sure; a fast move, a cut, an outlier: unsure.
+    rgb, kp, mask = _scene()
+    stab = MotionStabilizer()
+    assert stab.unsure(stab.track(rgb, 0.0)) == "no track"
+    stab.update(_on_body(kp), mask)
+    for i, shift in enumerate([(2.0, 1.0), (4.0, 2.0)], 1):
+        moved = _scene(_camera(shift=shift))
+        assert stab.unsure(stab.track(moved[0], i / 30)) is None
+        stab.update(_on_body(moved[1]), moved[2])
+    fast = _scene(_camera(shift=(24.0, 2.0)))  # 20 px in a frame: 0.2 shoulder widths
+    assert stab.unsure(stab.track(fast[0], 3 / 30)) == "large motion"
+    stab.update(_on_body(fast[1]), fast[2])
+    cut = np.repeat(_texture(H, W, 7)[..., None], 3, axis=2)
+    assert stab.unsure(stab.track(cut, 4 / 30)) == "few inliers"
+    outlier = _on_body(fast[1])
+    outlier[K["right_wrist"], :2] += 0.6 * SW
+    stab.update(outlier, fast[2])
+    assert stab.unsure(stab.track(fast[0], 5 / 30)) == "unsteady keypoint"
+
+
+def test_a_scene_cut_gives_no_motion_to_predict_with():
+    rgb, kp, mask = _scene()
+    stab = MotionStabilizer()
+    stab(rgb, kp, 0.0, mask)
+    other = np.repeat(_texture(H, W, 7)[..., None], 3, axis=2)  # another picture altogether
+    tracking = stab.track(other, 1 / 30)
+    assert tracking.motion is None and tracking.inliers == 0
+    assert stab.update(kp, mask) is not None  # and it can still be measured as usual
+
+
+def test_predict_marks_keypoints_leaving_the_frame_missing():
+    rgb, kp, mask = _scene()
+    stab = MotionStabilizer()
+    stab(rgb, kp, 0.0, mask)
+    shifted = _scene(_camera(shift=(0.0, 8.0)))  # the hips (y = 235) go below the 240 rows
+    stab.track(shifted[0], 1 / 30)
+    out = stab.predict(shifted[2])
+    low = (kp[:, 1] + 8.0 >= H) & (kp[:, 2] > 0)
+    assert low.sum() >= 2 and (out[low, 2] == 0.0).all()  # hips and wrists
+    assert (out[~low & (kp[:, 2] > 0), 2] > 0.5).all()
+    with pytest.raises(InputError, match="^frame:"):
+        stab.predict()  # nothing tracked since
+    with pytest.raises(InputError, match="^frame:"):
+        stab.update(kp)
+    with pytest.raises(InputError, match="^person_mask:"):
+        stab.track(rgb, 2 / 30)
+        stab.predict(mask[None])
+    stab.reset()
+    stab.track(rgb, 0.0)
+    assert stab.predict() is None and not stab.steady  # nothing tracked: nothing to predict
+
+
+def test_an_outlier_makes_the_tracks_unsteady_until_it_passes():
+    frames = [_scene() for _ in range(4)]
+    stab = MotionStabilizer()
+    steady = []
+    for i, (rgb, kp, mask) in enumerate(frames):
+        kp = kp.copy()
+        if i == 1:
+            kp[K["right_wrist"], :2] += 0.6 * SW  # beyond its band, once
+        stab(rgb, kp, i / 30, mask)
+        steady.append(stab.steady)
+    assert steady == [True, False, True, True]

@@ -7,8 +7,10 @@ import pytest
 
 from engine.errors import BackendUnavailableError, InputError, ModelLoadError
 from engine.keypoints import KEYPOINT_INDEX as K
+from engine.perception.motion_stabilizer import MotionStabilizer
 from engine.perception.person_detector import (
     BLAZEPOSE_TO_OPENPOSE,
+    DEFAULT_POSE_EVERY,
     PersonDetection,
     PersonDetector,
     blazepose_to_openpose,
@@ -130,19 +132,27 @@ def test_stabilized_keypoints_stay_on_the_body_and_report_the_motion(clip, smoot
         assert np.abs(d.motion @ [*q, 1.0] - true @ [*q, 1.0]).max() < 1.0  # measured 0.25
 
 
-def test_a_person_moved_by_40_px_is_followed_at_once():
+def _shifted_photo(shifts, flip_from: int | None = None) -> list[np.ndarray]:
+    """The source photo through the clip's first camera, shifted by ``shifts[i]`` (px) in frame
+    ``i``, with Gaussian noise of 2 grey levels; mirrored left-right from frame ``flip_from``."""
     photo = cv2.cvtColor(cv2.imread(str(sample_source_path())), cv2.COLOR_BGR2RGB)
     base = sample_clip_camera()[0]
     rng = np.random.default_rng(0)
-    shifts = [min(max(i - 6, 0), 4) * np.array([10.0, 3.0]) for i in range(14)]  # 40 px in 4
     frames = []
-    for shift in shifts:
+    for i, shift in enumerate(shifts):
         cam = base.copy()
         cam[:, 2] += shift
         img = cv2.warpAffine(photo, cam, (W, H), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_REFLECT101).astype(np.float32)  # fmt: skip
         img += rng.normal(0.0, 2.0, img.shape).astype(np.float32)
-        frames.append(np.clip(img + 0.5, 0, 255).astype(np.uint8))
+        img = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        frames.append(img[:, ::-1].copy() if flip_from is not None and i >= flip_from else img)
+    return frames
+
+
+def test_a_person_moved_by_40_px_is_followed_at_once():
+    shifts = [min(max(i - 6, 0), 4) * np.array([10.0, 3.0]) for i in range(14)]  # 40 px in 4
+    frames = _shifted_photo(shifts)
     run = _track(frames)
     sel = [K["neck"], K["right_shoulder"], K["left_shoulder"], K["nose"]]
     start = run[0].keypoints[sel, :2]
@@ -275,6 +285,11 @@ def test_bad_timestamps_raise(tracker, timestamp):
         ({"pose_max_height": 8}, "pose_max_height"),
         ({"pose_max_height": 256.0}, "pose_max_height"),
         ({"stabilize": "yes"}, "stabilize"),
+        ({"pose_every": 0}, "pose_every"),
+        ({"pose_every": 31}, "pose_every"),
+        ({"pose_every": 2.0}, "pose_every"),
+        ({"pose_every": True}, "pose_every"),
+        ({"pose_every": None}, "pose_every"),
     ],
 )
 def test_bad_arguments_raise(kwargs, argument):
@@ -290,3 +305,122 @@ def test_unbundled_pose_models_are_refused_without_download(complexity, name):
     with pytest.raises(ModelLoadError, match="model_complexity=1"):
         PersonDetector(model_complexity=complexity)
     assert not model.exists()
+
+
+# ------------------------------------------------------------------------------ pose keyframes
+
+TORSO_HEAD = [K[n] for n in ("neck", "right_shoulder", "left_shoulder", "nose", "right_eye",
+                             "left_eye")]  # fmt: skip
+
+
+def _max_run_without_pose(run: list[PersonDetection]) -> int:
+    longest = current = 0
+    for d in run:
+        current = 0 if d.pose_ran else current + 1
+        longest = max(longest, current)
+    return longest
+
+
+def test_pose_every_1_is_the_pose_model_and_the_stabilizer_on_every_frame(clip):
+    # Today's path written out: mediapipe on the 320 x 240 frame (twice on a track's first),
+    # the mapping, MotionStabilizer with the graph-size mask, the neck rule, the mask upsampled.
+    from mediapipe.python.solutions import pose as mp_pose
+
+    frames = clip[:10]
+    got = _track(frames, pose_every=1)
+    assert all(d.pose_ran for d in got)
+    stab = MotionStabilizer()
+    options = dict(static_image_mode=False, model_complexity=1, smooth_landmarks=False,
+                   enable_segmentation=True, smooth_segmentation=True,
+                   min_detection_confidence=0.5, min_tracking_confidence=0.5)  # fmt: skip
+    with mp_pose.Pose(**options) as pose:
+        for i, (frame, d) in enumerate(zip(frames, got, strict=True)):
+            small = cv2.resize(frame, (W // 2, H // 2), interpolation=cv2.INTER_AREA)
+            result = pose.process(small)
+            if i == 0:
+                result = pose.process(small)
+            lm = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark],
+                          np.float32)  # fmt: skip
+            mask = np.array(result.segmentation_mask, np.float32)
+            kp = stab(frame, blazepose_to_openpose(lm, H, W), i / CLIP_FPS, mask)
+            kp[K["neck"], :2] = kp[[K["right_shoulder"], K["left_shoulder"]], :2].mean(axis=0)
+            np.testing.assert_allclose(d.keypoints, kp, atol=1e-3)
+            up = cv2.resize(mask, (W, H), interpolation=cv2.INTER_LINEAR)
+            np.testing.assert_allclose(d.person_mask, up, atol=1e-5)
+            if i:
+                np.testing.assert_allclose(d.motion, stab.motion, atol=1e-9)
+
+
+@pytest.mark.parametrize("every", [2, 3])
+def test_the_pose_runs_at_least_every_n_frames(clip, every):
+    run = _track(clip[:24], pose_every=every)
+    assert _max_run_without_pose(run) == every - 1  # skipped as often as allowed, never more
+    assert run[0].pose_ran and sum(d.pose_ran for d in run) < 24
+    for d in run:  # a frame without the pose model is a detection like any other
+        assert (
+            d.person_found
+            and d.person_mask.shape == (H, W)
+            and d.motion is not None
+            or (d.pose_ran)
+        )
+        assert set(d.timings) == {"pose", "subject", "segmentation", "smoothing"}
+        assert d.pose_ran or d.timings["pose"] == 0.0
+
+
+def test_the_default_keyframes(clip, smooth):
+    assert DEFAULT_POSE_EVERY > 1
+    assert _max_run_without_pose(smooth) == DEFAULT_POSE_EVERY - 1
+    assert sum(d.pose_ran for d in smooth) < 0.5 * len(smooth)  # measured 22 of 64
+
+
+def test_skipped_frames_move_keypoints_and_mask_with_the_image():
+    shifts = [i * np.array([3.0, 1.0]) for i in range(12)]  # 3.2 px a frame
+    frames = _shifted_photo(shifts)
+    run = _track(frames, pose_every=3)
+    skipped = 0
+    for i in range(1, len(run)):
+        prev, cur = run[i - 1], run[i]
+        step = shifts[i] - shifts[i - 1]
+        if cur.pose_ran:
+            continue
+        skipped += 1
+        moved = cur.keypoints[TORSO_HEAD, :2] - prev.keypoints[TORSO_HEAD, :2]
+        assert np.abs(moved - step).max() < 0.5  # px; measured 0.1
+        q = prev.keypoints[K["neck"], :2]
+        assert np.abs(cur.motion[:, :2] @ q + cur.motion[:, 2] - (q + step)).max() < 0.5
+        np.testing.assert_array_equal(cur.keypoints[:, 2], prev.keypoints[:, 2])
+        # The mask, moved back by the shift, is the last one again (away from the frame's edge).
+        back = np.float32([[1, 0, -step[0]], [0, 1, -step[1]]])
+        undone = cv2.warpAffine(cur.person_mask, back, (W, H), flags=cv2.INTER_LINEAR)
+        inner = (slice(20, H - 20), slice(20, W - 20))
+        assert np.abs(undone[inner] - prev.person_mask[inner]).mean() < 0.01  # measured 0.002
+    assert skipped >= 6
+
+
+def test_the_pose_runs_at_once_when_the_tracking_fails():
+    # A cut (the picture mirrored from frame 7 on), then a 30 px jump (0.12 shoulder widths) in
+    # one frame: the pose model runs on both, however long the cadence, and from the frame after
+    # the cut on the keypoints are where the every-frame detector puts them, within mediapipe's
+    # own wander between runs fed different frames before (measured 16 px; the cut moves the
+    # nose by 105 px).
+    shifts = [np.array([0.0, 0.0])] * 12 + [np.array([30.0, 0.0])] * 4
+    frames = _shifted_photo(shifts, flip_from=7)
+    run = _track(frames, pose_every=30)
+    ran = [d.pose_ran for d in run]
+    assert not any(ran[1:7])  # the still picture: no pose model after the first frame
+    assert ran[7] and ran[12]  # the cut and the jump
+    every = _track(frames, pose_every=1)
+    before = run[6].keypoints[TORSO_HEAD, :2]
+    for d, e in zip(run[8:], every[8:], strict=True):
+        assert np.abs(d.keypoints[TORSO_HEAD, :2] - e.keypoints[TORSO_HEAD, :2]).max() < 25.0
+        assert np.abs(d.keypoints[K["nose"], 0] - before[3, 0]) > 50.0  # not left behind
+
+
+def test_mediapipe_sees_the_time_of_the_frames_it_skipped(clip):
+    # The legacy graph stamps each call 33333 us after the previous one (its ROI filter reads
+    # them): with frames skipped, its clock still moves one frame per frame of the stream.
+    with PersonDetector(pose_every=3) as tracker:
+        for i, frame in enumerate(clip[:10]):
+            d = tracker(frame, i / CLIP_FPS)
+            if d.pose_ran:  # + 1: the track's first frame runs the graph twice
+                assert tracker._pose._simulated_timestamp == 33333 * (i + 2)
