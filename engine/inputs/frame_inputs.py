@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import torch
 
 from engine.errors import InputError
-from engine.inputs.body_outline import body_outline
+from engine.inputs.body_outline import BodyOutline, body_outline
 from engine.inputs.garment import check_sleeve_follow, garment_keypoints, warp_garment
 from engine.inputs.pose_maps import render_pose_maps
 from engine.inputs.tryon_region import clothing_shading, make_background, paste_mask, tryon_region
@@ -51,6 +51,7 @@ def frame_inputs(
     fit: str | None = None,
     shading_strength: float = 1.0,
     sleeve_follow: Sequence[tuple[float, float]] | None = None,
+    outlines: Sequence[BodyOutline] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Inputs for T frames; see the module docstring.
 
@@ -67,6 +68,8 @@ def frame_inputs(
             (:func:`engine.inputs.garment.fit_points`; a stream's
             :class:`engine.inputs.sleeve_follow.SleeveFollow` gives them); ``None``: each frame
             decides on its own elbow confidences.
+        outlines: T body outlines to use instead of measuring them here (a stream's
+            :class:`engine.inputs.outline_smoother.OutlineSmoother` gives them).
 
     Returns:
         dict of (T, C, H, W) float32 tensors: ``cloth``, ``pose``, ``background``,
@@ -85,6 +88,12 @@ def frame_inputs(
             raise InputError("sleeve_follow", f"None or {t} (right, left) pairs", sleeve_follow)
         sleeve_follow = [check_sleeve_follow(v, f"sleeve_follow[{i}]")
                          for i, v in enumerate(sleeve_follow)]  # fmt: skip
+    if outlines is not None and (
+        not hasattr(outlines, "__len__")
+        or len(outlines) != t
+        or not all(isinstance(o, BodyOutline) for o in outlines)
+    ):
+        raise InputError("outlines", f"None or {t} BodyOutlines", outlines)
     if garment_points is None:
         garment_points = garment_keypoints(garment)
     region = tryon_region(
@@ -94,7 +103,7 @@ def frame_inputs(
     cloth, pastes, shades, grids = [], [], [], []
     for i in range(t):
         pm = None if person_mask is None else person_mask[i, 0]
-        outline = body_outline(pm, keypoints[i], h, w)
+        outline = body_outline(pm, keypoints[i], h, w) if outlines is None else outlines[i]
         rgb, alpha, grid = warp_garment(
             garment, garment_points, keypoints[i], h, w,
             outline=outline if fit == "outline" else None, with_grid=True,

@@ -27,11 +27,13 @@ import torch
 
 from engine.backends.streaming_runner import StreamingRunner
 from engine.errors import InputError
+from engine.inputs.body_outline import body_outline
 from engine.inputs.frame_inputs import frame_inputs
 from engine.inputs.garment_image import GarmentImage
+from engine.inputs.keypoint_mirror import mirror_keypoints, to_device
+from engine.inputs.outline_smoother import OutlineSmoother
 from engine.inputs.person_crop import CropBox, PersonCrop
 from engine.inputs.sleeve_follow import SleeveFollow
-from engine.inputs.keypoint_mirror import mirror_keypoints, to_device
 from engine.model.mpdt_generator import INPUT_NAMES
 from engine.runtime.frame_transfer import FrameTransfer
 from engine.runtime.paste import Paste
@@ -139,7 +141,9 @@ class BuildInputs:
     :meth:`restart`) is marked ``restart``, so the generator's window starts over there.
 
     The sleeves glide between following the arms and resting with the torso
-    (:class:`~engine.inputs.sleeve_follow.SleeveFollow`, reset with the crop). The crop box and
+    (:class:`~engine.inputs.sleeve_follow.SleeveFollow`) and the body outline the garment is
+    fitted to is smoothed in the body's frame (:class:`~engine.inputs.outline_smoother.
+    OutlineSmoother`), both reset with the crop. The crop box and
     the person mask are smoothed over the stream by ``crop``, along the image
     motion the detector reports (``detection.motion``, previous -> this frame; ``None`` or absent:
     no motion): the box moves with the person instead of lagging it, and the mask's edge flicker
@@ -200,12 +204,14 @@ class BuildInputs:
         self.crop = crop
         self.garment = garment
         self.sleeves = SleeveFollow()
+        self.outlines = OutlineSmoother()
         self.lost = True
 
     def restart(self) -> None:
         """Forget the crop and sleeve smoothing; the next person frame restarts the window."""
         self.crop.reset()
         self.sleeves.reset()
+        self.outlines.reset()
         self.lost = True
 
     def __call__(self, work: FrameWork, detection) -> FrameWork:
@@ -234,9 +240,15 @@ class BuildInputs:
                 mask = torch.from_numpy(person)[None, None]
             frames = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
         t1 = time.perf_counter()
-        sleeves = [self.sleeves(host_keypoints[0], frames.shape[2])]  # host values
+        h, w = frames.shape[2:]
+        sleeves = [self.sleeves(host_keypoints[0], h)]  # host values
+        outlines = None
+        if mask is not None:  # the outline fit: measured, then smoothed over the stream
+            outline = body_outline(mask[0, 0], keypoints[0], h, w)
+            outlines = [self.outlines(outline, host_keypoints[0], h, work.timestamp_s)]
         inputs = frame_inputs(frames, keypoints, garment.rgba, garment_points=garment.points,
-                              person_mask=mask, sleeve_follow=sleeves)  # fmt: skip
+                              person_mask=mask, sleeve_follow=sleeves,
+                              outlines=outlines)  # fmt: skip
         t2 = time.perf_counter()
         timings["crop"] = (t1 - t0) * 1e3
         timings["inputs"] = (t2 - t1) * 1e3

@@ -9,7 +9,13 @@ from engine.errors import InputError
 from engine.inputs.body_outline import body_outline
 from engine.inputs.frame_inputs import frame_inputs
 from engine.inputs.garment import fit_points, garment_keypoints, garment_mask, warp_garment
-from engine.inputs.sleeve_follow import BLEND_FRAMES, FOLLOW_OFF, FOLLOW_ON, SleeveFollow
+from engine.inputs.sleeve_follow import (
+    BLEND_FRAMES,
+    FOLLOW_OFF,
+    FOLLOW_ON,
+    ON_FRAMES,
+    SleeveFollow,
+)
 from engine.training.synthetic import make_clip
 
 H, W = 256, 192
@@ -43,7 +49,10 @@ def test_hysteresis_and_glide():
     # Wandering between off and on changes nothing (the bundled clip's elbow: 0.18 -> 0.55).
     for c in np.linspace(0.2, FOLLOW_ON - 0.01, 20):
         assert follow(_pose(float(c)), H)[0] == 0.0
-    # Reaching `on` starts a glide of BLEND_FRAMES frames, which goes on while above `off`.
+    # `on` for ON_FRAMES frames in a row starts a glide of BLEND_FRAMES frames, which goes on
+    # while above `off`.
+    for _ in range(ON_FRAMES - 1):
+        assert follow(_pose(FOLLOW_ON), H)[0] == 0.0
     weights = [follow(_pose(FOLLOW_ON if i == 0 else FOLLOW_OFF + 0.01), H)[0]
                for i in range(BLEND_FRAMES + 3)]  # fmt: skip
     assert weights[0] == pytest.approx(1 / BLEND_FRAMES)
@@ -56,6 +65,14 @@ def test_hysteresis_and_glide():
     assert follow(_pose(0.0), H)[1] == 1.0
     follow.reset()
     assert follow(_pose(0.55), H)[0] == 1.0  # a fresh stream decides at once
+
+
+def test_an_elbow_blinking_at_the_frame_edge_never_starts_the_sleeve():
+    follow = SleeveFollow()
+    follow(_pose(0.0), H)
+    for i in range(60):  # seen for ON_FRAMES - 1 frames, then gone for one, over and over
+        seen = i % ON_FRAMES != ON_FRAMES - 1
+        assert follow(_pose(0.9 if seen else 0.0), H)[0] == 0.0
 
 
 def test_blended_targets_move_continuously_between_rest_and_arm():
@@ -113,7 +130,8 @@ def test_frame_inputs_takes_one_pair_per_frame():
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [({"on": 1.5}, "on"), ({"off": float("nan")}, "off"), ({"on": 0.3, "off": 0.4}, "off"),
-     ({"blend_frames": 0}, "blend_frames"), ({"blend_frames": 2.0}, "blend_frames")],
+     ({"blend_frames": 0}, "blend_frames"), ({"blend_frames": 2.0}, "blend_frames"),
+     ({"on_frames": 0}, "on_frames")],
 )  # fmt: skip
 def test_bad_arguments(kwargs, name):
     with pytest.raises(InputError, match=name):
