@@ -182,20 +182,19 @@ class _Samples:
 
 
 def _walk(vals: np.ndarray, start: int, step: int) -> tuple[float, str]:
-    """From sample ``start`` (inside) go by ``step`` until the mask ends: (index of the 0.5
-    crossing, reason "edge" | "frame" | "bound")."""
-    i = start
-    n = len(vals)
-    while 0 <= i + step < n:
-        v = vals[i + step]
-        if v < 0:
-            return float(i), "frame"
-        if v <= 0.5:
-            a, b = vals[i], v  # a > 0.5 >= b
-            frac = (a - 0.5) / max(a - b, 1e-6)
-            return i + step * float(frac), "edge"
-        i += step
-    return float(i), "bound"
+    """From sample ``start`` (inside) go by ``step`` (+-1) until the mask ends: (index of the 0.5
+    crossing, reason "edge" | "frame" | "bound"). Samples < 0 are outside the frame."""
+    ahead = vals[start + 1 :] if step > 0 else vals[:start][::-1]  # the samples in walking order
+    stop = np.flatnonzero(ahead <= 0.5)  # the first one ends the walk (a sample < 0 too)
+    if stop.size == 0:
+        return float(start + step * len(ahead)), "bound"
+    k = int(stop[0])
+    i = start + step * k  # the last sample inside
+    v = ahead[k]
+    if v < 0:
+        return float(i), "frame"
+    a = vals[i]  # a > 0.5 >= v
+    return i + step * float((a - 0.5) / max(a - v, 1e-6)), "edge"
 
 
 def _run_points(centre, direction, reach) -> tuple[np.ndarray, np.ndarray]:
