@@ -8,8 +8,9 @@ Verbs:
     tryon aot [--cc ...] [--json]  compile every Triton kernel for GPUs (PTX + cubin, no GPU needed)
     tryon bench [--report] [--quick]   run `pytest bench/`; --report: bench/results/<machine>.*
     tryon train --config lite --steps N --out DIR [--fit outline|keypoints] [--init demo|FILE]
+                [--exact-masks]
                                    train (or fine-tune) a generator on synthetic clips
-    tryon eval --model demo [--fit outline|keypoints] [--json]   score it on held-out clips
+    tryon eval --model demo [--fit outline|keypoints] [--exact-masks] [--json]   score it
     tryon serve [--host H] [--port P] [--token T] [--max-sessions N]   try-on in the browser
                 [--cluster [ADDRESS] [--workers N] [--streams-per-worker S] [--reopen]]
                                    ... with the peers' streams on Ray stream workers
@@ -137,7 +138,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(model=args.config, steps=args.steps, batch=args.batch, pool=args.pool,
                       lr=args.lr, seed=args.seed, temporal_weight=args.temporal_weight,
-                      init=args.init, fit=args.fit)  # fmt: skip
+                      init=args.init, fit=args.fit,
+                      mask_noise=not args.exact_masks)  # fmt: skip
     train(cfg, args.out)
     return 0
 
@@ -147,7 +149,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from engine.training.evaluate import evaluate
 
     model = load_generator(args.model)
-    results = evaluate(model, clips=args.clips, fit=args.fit)
+    results = evaluate(model, clips=args.clips, fit=args.fit, mask_noise=not args.exact_masks)
     if args.json:
         print(json.dumps(results))
         return 0
@@ -311,9 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", default=None,
                        help="weights to fine-tune from: 'demo' or a weights file (new layers "
                        "start fresh)")  # fmt: skip
-    train.add_argument("--fit", choices=["outline", "keypoints"], default="keypoints",
-                       help="garment fit of the inputs: keypoints (skeleton anchors; the "
-                       "demo's) or outline (the runtime's: seams on the silhouette)")  # fmt: skip
+    train.add_argument("--fit", choices=["outline", "keypoints"], default="outline",
+                       help="garment fit of the inputs: outline (the runtime's and the demo's: "
+                       "seams on the silhouette) or keypoints (skeleton anchors)")  # fmt: skip
+    train.add_argument("--exact-masks", action="store_true",
+                       help="train on the clips' exact person masks (default: masks made to "
+                       "look like the live segmenter's)")  # fmt: skip
     train.set_defaults(run=_cmd_train)
 
     evaluate = verbs.add_parser(
@@ -321,9 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--model", default="demo", help="'demo' or a weights file")
     evaluate.add_argument("--clips", type=int, default=16, help="held-out clips to score")
-    evaluate.add_argument("--fit", choices=["outline", "keypoints"], default="keypoints",
-                          help="garment fit of the clips' inputs: keypoints (skeleton anchors; "
-                          "the demo's) or outline (the runtime's)")  # fmt: skip
+    evaluate.add_argument("--fit", choices=["outline", "keypoints"], default="outline",
+                          help="garment fit of the clips' inputs: outline (the runtime's and "
+                          "the demo's) or keypoints (skeleton anchors)")  # fmt: skip
+    evaluate.add_argument("--exact-masks", action="store_true",
+                          help="score on the clips' exact person masks (default: masks made to "
+                          "look like the live segmenter's)")  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print one JSON line")
     evaluate.set_defaults(run=_cmd_eval)
 

@@ -20,8 +20,8 @@ paste; they are not generator inputs (:data:`engine.model.mpdt_generator.INPUT_N
 The fit: ``"outline"`` puts the garment's seams on the silhouette measured on the person mask
 (:mod:`engine.inputs.body_outline`, :func:`engine.inputs.garment.fit_points`); ``"keypoints"``
 uses the skeleton anchors (:func:`engine.inputs.garment.body_anchor_points`). The default is the
-outline whenever a person mask is given. :func:`clip_inputs` keeps the keypoint fit by default:
-the bundled demo generator was trained on it.
+outline whenever a person mask is given (the bundled demo generator is trained on it);
+:func:`clip_inputs` too.
 """
 
 from __future__ import annotations
@@ -129,11 +129,10 @@ def frame_inputs(
     }
 
 
-def clip_inputs(clip, *, fit: str = "keypoints") -> dict[str, torch.Tensor]:
+def clip_inputs(clip, *, fit: str = "outline") -> dict[str, torch.Tensor]:
     """:func:`frame_inputs` for an :class:`engine.training.synthetic.Clip` (its noisy keypoints and
-    its person mask, as a detector and a segmenter would give them). ``fit="keypoints"`` by
-    default (the targets the demo generator was trained and is evaluated on); ``"outline"`` opts
-    in to the silhouette fit."""
+    its person mask, as a detector and a segmenter would give them), with garment fit ``fit``
+    (``"outline"`` by default, what the bundled demo is trained on, or ``"keypoints"``)."""
     return frame_inputs(
         clip.frames, clip.keypoints, clip.garment, person_mask=clip.person_mask, fit=fit
     )

@@ -2,11 +2,12 @@
 
 Data: a pool of synthetic clips (:mod:`engine.training.synthetic`, training seeds only), turned
 into the generator's inputs by the same code the runtime uses (:mod:`engine.inputs.frame_inputs`)
-with garment fit ``fit``: ``"outline"`` (what the runtime feeds the generator) or ``"keypoints"``
-(the skeleton-anchor warp the demo was trained on; the default, shared with the evaluation:
-:data:`engine.training.evaluate.DEFAULT_FIT`); each step samples ``batch`` clips from the pool
-with a seeded generator. (No flip augmentation: a mirrored pose map would put the right shoulder's
-channel on the left side.)
+with garment fit ``fit``: ``"outline"`` (what the runtime feeds the generator; the default, shared
+with the evaluation: :data:`engine.training.evaluate.DEFAULT_FIT`, and the bundled demo's) or
+``"keypoints"`` (the skeleton-anchor warp), on segmenter-like person masks
+(:func:`engine.training.mask_noise.segmenter_mask`, unless ``mask_noise`` is False); each step
+samples ``batch`` clips from the pool with a seeded generator. (No flip augmentation: a mirrored
+pose map would put the right shoulder's channel on the left side.)
 
 Loss (the MPDT design: L1 whole frame + L1 try-on region + perceptual + adversarial; we keep the
 first
@@ -24,9 +25,10 @@ between the output's and the ground truth's frame-to-frame changes inside the tr
 
 Adam (lr 2e-3, cosine decay to 5 % with a short warm-up), fp32, seeded; a checkpoint
 (``checkpoint.pt``: model + optimizer + step, loaded with ``weights_only=True``) every
-``checkpoint_every`` steps makes runs resumable (a checkpoint remembers its fit: resuming with
-another one raises); the final weights go to ``generator.safetensors``. ``init`` starts a run
-from existing weights (``"demo"`` or a file): fine-tuning, e.g. the demo on the outline fit.
+``checkpoint_every`` steps makes runs resumable (a checkpoint remembers its fit and mask noise:
+resuming with others raises); the final weights go to ``generator.safetensors``. ``init`` starts a
+run from existing weights (``"demo"`` or a file): fine-tuning (the bundled demo is the keypoints-fit
+demo fine-tuned on the outline fit with mask noise; the README has the command).
 """
 
 from __future__ import annotations
@@ -41,18 +43,19 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import InputError
-from engine.inputs.frame_inputs import clip_inputs
 from engine.model.mpdt_generator import INPUT_NAMES, MPDTConfig, MPDTGenerator
 from engine.model.weights import BUNDLED, bundled_path, save_generator
 from engine.training.evaluate import DEFAULT_FIT, check_fit
+from engine.training.mask_noise import clip_model_inputs
 from engine.training.synthetic import clip_seeds, make_clip
 
 __all__ = ["TrainConfig", "tryon_loss", "make_pool", "train"]
 
 REGION_WEIGHT = 2.0
 GRADIENT_WEIGHT = 1.0
-# 0.5 trained the shipped demo. At 2.0 (3000 lite steps, before the flow correction existed) it
-# traded quality for stillness and lost everywhere (held-out psnr_region 8.0, flicker 0.122).
+# 0.5 trained the first demo from scratch (its outline fine-tune, the shipped demo, used 1.0).
+# At 2.0 (3000 lite steps, before the flow correction existed) it traded quality for stillness
+# and lost everywhere (held-out psnr_region 8.0, flicker 0.122).
 TEMPORAL_WEIGHT = 0.5
 
 
@@ -70,6 +73,7 @@ class TrainConfig:
     temporal_weight: float = TEMPORAL_WEIGHT
     init: str | None = None  # weights to start from (fine-tuning): "demo" or a weights file
     fit: str = DEFAULT_FIT  # garment fit of the inputs (engine.inputs.frame_inputs.FITS)
+    mask_noise: bool = True  # segmenter-like person masks (engine.training.mask_noise)
 
 
 def _sobel(x: torch.Tensor) -> torch.Tensor:
@@ -115,15 +119,17 @@ def make_pool(
     progress: Callable | None = None,
     *,
     fit: str = DEFAULT_FIT,
+    mask_noise: bool = True,
 ) -> list[dict[str, torch.Tensor]]:
-    """Generator inputs (garment fit ``fit``) + target for each seed: dicts of (T, C, H, W)
-    tensors, the generator's inputs, ``target`` and ``region``."""
+    """Generator inputs (garment fit ``fit``, on segmenter-like person masks unless
+    ``mask_noise`` is False) + target for each seed: dicts of (T, C, H, W) tensors, the
+    generator's inputs, ``target`` and ``region``."""
     fit = check_fit(fit)
     keep = (*INPUT_NAMES, "region")
     pool = []
     for seed in seeds:
         clip = make_clip(seed, frames=config.frames, height=config.height, width=config.width)
-        inputs = clip_inputs(clip, fit=fit)
+        inputs = clip_model_inputs(clip, seed, fit=fit, mask_noise=mask_noise)
         sample = {key: inputs[key] for key in keep}
         sample["target"] = clip.frames
         pool.append(sample)
@@ -190,6 +196,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log: Callable[[str], None] =
         saved_fit = state.get("fit", "keypoints")  # checkpoints from before the option: keypoints
         if saved_fit != cfg.fit:
             raise InputError("fit", f"{saved_fit!r}, the fit of {checkpoint}", cfg.fit)
+        saved_noise = state.get("mask_noise", False)  # checkpoints from before it: exact masks
+        if saved_noise != cfg.mask_noise:
+            raise InputError("mask_noise", f"{saved_noise}, as in {checkpoint}", cfg.mask_noise)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
@@ -197,7 +206,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log: Callable[[str], None] =
 
     with tqdm(total=cfg.pool, desc="synthetic clips", unit="clip", leave=False) as bar:
         pool = make_pool(model_cfg, clip_seeds("train", cfg.pool), progress=lambda: bar.update(),
-                         fit=cfg.fit)  # fmt: skip
+                         fit=cfg.fit, mask_noise=cfg.mask_noise)  # fmt: skip
     rng = torch.Generator().manual_seed(cfg.seed)
     for _ in range(start):  # replay the sampler so a resumed run sees the same batches
         _batch(pool, rng, cfg.batch)
@@ -226,12 +235,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, log: Callable[[str], None] =
             bar.set_postfix(loss=f"{losses['total'].item():.4f}")
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "step": step + 1, "fit": cfg.fit}  # fmt: skip
+                         "step": step + 1, "fit": cfg.fit,
+                         "mask_noise": cfg.mask_noise}  # fmt: skip
                 torch.save(state, checkpoint)
     minutes = (time.perf_counter() - t0) / 60
     notes = (
         f"preset={cfg.model} steps={cfg.steps} batch={cfg.batch} pool={cfg.pool} seed={cfg.seed} "
-        f"temporal_weight={cfg.temporal_weight} fit={cfg.fit}"
+        f"temporal_weight={cfg.temporal_weight} fit={cfg.fit} mask_noise={cfg.mask_noise}"
         + (f" init={cfg.init}" if cfg.init else "")
     )
     path = save_generator(model, out_dir / "generator.safetensors", notes=notes)

@@ -96,10 +96,10 @@ def test_shading_follows_a_known_field_on_plain_clothing():
     assert float(shading.min()) >= 0.6 and float(shading.max()) <= 1.4
 
 
-def test_outline_fit_is_opt_in_for_clips():
+def test_clips_take_the_outline_fit_by_default():
     clip = make_clip(10, frames=1, height=128, width=96)
-    old = clip_inputs(clip)
-    new = clip_inputs(clip, fit="outline")
+    old = clip_inputs(clip, fit="keypoints")
+    new = clip_inputs(clip)
     direct = frame_inputs(clip.frames, clip.keypoints, clip.garment, person_mask=clip.person_mask)
     assert torch.equal(new["cloth"], direct["cloth"])
     assert not torch.equal(old["cloth"], new["cloth"])

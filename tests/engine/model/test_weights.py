@@ -22,10 +22,12 @@ from engine.model.weights import (
 )
 
 TINY = dict(height=32, width=24, frames=2, channels=8, blocks=1, head_divisors=(1, 2))
-# tensors_digest of engine/models/demo.safetensors as committed before checksums were stored:
-# the rewritten file must hold exactly these tensors (so `tryon eval`'s numbers are unchanged).
-DEMO_TENSORS_SHA256 = "05bb2f6254d23d91c415dbd80606b10ba1243f54ab06a5e5396a8a94d1eb1504"
-DEMO_NOTES = "preset=lite steps=3000 batch=2 pool=256 seed=0 temporal_weight=0.5"
+# tensors_digest of engine/models/demo.safetensors, the outline-fit fine-tune (`tryon train --init
+# demo --fit outline --steps 2000 --lr 1e-3 --temporal-weight 1.0`): the file must hold exactly
+# these tensors (so `tryon eval`'s numbers in the README hold).
+DEMO_TENSORS_SHA256 = "3854519dea3c2b3449b5a62ee2dc5a4683c23b3ef375fbce66b77ecba1c895f2"
+DEMO_NOTES = ("preset=lite steps=2000 batch=2 pool=256 seed=0 temporal_weight=1.0 fit=outline "
+              "mask_noise=True init=demo")  # fmt: skip
 DEMO_CONFIG = {"name": "lite", "height": 128, "width": 96, "frames": 4, "channels": 32,
                "blocks": 2, "head_divisors": [1, 2, 4, 8], "pose_channels": 35}  # fmt: skip
 

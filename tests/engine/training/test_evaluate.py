@@ -10,10 +10,10 @@ import torch
 
 from engine.errors import InputError
 from engine.inputs.body_outline import body_outline
-from engine.inputs.frame_inputs import clip_inputs
 from engine.keypoints import KEYPOINT_INDEX
 from engine.model.weights import load_generator
 from engine.training.evaluate import DEFAULT_FIT, METRICS, evaluate
+from engine.training.mask_noise import clip_model_inputs, mask_noise_px, segmenter_mask
 from engine.training.synthetic import clip_seeds, make_clip
 
 EVAL_CLIPS = 16  # what `tryon eval` scores by default
@@ -39,6 +39,14 @@ def test_evaluate_with_each_fit_scores_the_three_outputs(fit):
         assert 5 < values["psnr"] < 60 and 0 < values["ssim"] <= 1 and values["flicker"] >= 0
 
 
+def test_mask_noise_reaches_the_scored_inputs():
+    exact = evaluate(demo(), clips=1, fit="outline", mask_noise=False)
+    assert exact["paste"] != one_clip_scores("outline")["paste"]
+    with pytest.raises(InputError) as info:
+        evaluate(demo(), clips=1, mask_noise=1)
+    assert info.value.argument == "mask_noise"
+
+
 def test_the_fit_reaches_the_scored_inputs():
     outline, keypoints = one_clip_scores("outline"), one_clip_scores("keypoints")
     assert outline["paste"] != keypoints["paste"]  # the warped garment is pasted as is
@@ -62,8 +70,10 @@ def test_eval_cli_fit_flag(capsys):
     from engine.cli.main import build_parser, main
 
     parse = build_parser().parse_args
-    assert parse(["eval"]).fit == DEFAULT_FIT == "keypoints"  # the demo's (evaluate's docstring)
-    assert parse(["eval", "--fit", "outline"]).fit == "outline"
+    assert DEFAULT_FIT == "outline"  # the demo's (evaluate's docstring)
+    assert parse(["eval"]).fit == DEFAULT_FIT and not parse(["eval"]).exact_masks
+    assert parse(["eval", "--exact-masks"]).exact_masks
+    assert parse(["eval", "--fit", "keypoints"]).fit == "keypoints"
     with pytest.raises(SystemExit):
         parse(["eval", "--fit", "mask"])
     assert main(["eval", "--clips", "1", "--fit", "keypoints", "--json"]) == 0
@@ -87,8 +97,9 @@ def test_held_out_clips_exercise_the_outline_fit():
     for seed in clip_seeds("eval", EVAL_CLIPS):
         clip = make_clip(seed)
         t, _, h, w = clip.frames.shape
+        mask = segmenter_mask(clip.person_mask, seed, **mask_noise_px(h, w))  # what eval uses
         for i in range(t):  # every frame's person mask gives an outline the fit can use
-            outline = body_outline(clip.person_mask[i, 0], clip.keypoints[i], h, w)
+            outline = body_outline(mask[i, 0], clip.keypoints[i], h, w)
             assert outline.valid and outline.status in ("measured", "partial"), (seed, i)
         alpha = None  # (T, H, W) the outline fit's warped garment, built when needed
         mid, sw, across, down = _body_axes(clip.clean_keypoints)
@@ -106,7 +117,7 @@ def test_held_out_clips_exercise_the_outline_fit():
                 worn = clip.garment_mask[torch.arange(t), 0, centre[:, 1], centre[:, 0]]
                 if (worn > 0.5).all():  # a sleeve on a raised arm: the outline fit follows it
                     if alpha is None:
-                        alpha = clip_inputs(clip, fit="outline")["cloth"][:, 3]
+                        alpha = clip_model_inputs(clip, seed, fit="outline")["cloth"][:, 3]
                     warped = alpha[torch.arange(t), centre[:, 1], centre[:, 0]]
                     assert (warped > 0.5).all(), (seed, side)
                     raised_sleeves += 1

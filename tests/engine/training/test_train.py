@@ -67,10 +67,15 @@ def test_fine_tuning_the_demo_on_the_outline_fit_changes_its_weights(tmp_path):
     demo, new = load_file(str(bundled_path("demo"))), load_file(str(tuned))
     assert demo.keys() == new.keys()
     assert any(not torch.equal(demo[k], new[k]) for k in demo)
-    assert torch.load(out / "checkpoint.pt", weights_only=True)["fit"] == "outline"
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert (state["fit"], state["mask_noise"]) == ("outline", True)
     # a checkpoint of one fit does not silently resume on the other
     with pytest.raises(InputError, match="fit"):
         train(TrainConfig(steps=3, init="demo", fit="keypoints", **TINY_RUN), out,
+              log=lambda _: None)  # fmt: skip
+    # nor on exact masks
+    with pytest.raises(InputError, match="mask_noise"):
+        train(TrainConfig(steps=3, init="demo", fit="outline", mask_noise=False, **TINY_RUN), out,
               log=lambda _: None)  # fmt: skip
 
 
@@ -82,6 +87,9 @@ def test_the_fit_changes_the_training_inputs():
     outline, keypoints = (make_pool(cfg, [5], fit=fit)[0] for fit in ("outline", "keypoints"))
     assert torch.equal(outline["target"], keypoints["target"])
     assert (outline["cloth"] - keypoints["cloth"]).abs().mean() > 0.01
+    exact = make_pool(cfg, [5], fit="outline", mask_noise=False)[0]
+    assert torch.equal(exact["target"], outline["target"])
+    assert not torch.equal(exact["region"], outline["region"])  # the segmenter-like mask
 
 
 @pytest.mark.parametrize("fit", ["mask", None, 1])
@@ -99,6 +107,8 @@ def test_train_cli_flags_parse():
     parse = build_parser().parse_args
     args = parse(["train", "--out", "runs/x", "--fit", "outline", "--init", "demo"])
     assert (args.fit, args.init) == ("outline", "demo")
-    assert parse(["train", "--out", "runs/x"]).fit == DEFAULT_FIT == TrainConfig().fit
+    assert DEFAULT_FIT == TrainConfig().fit == "outline" and TrainConfig().mask_noise
+    assert parse(["train", "--out", "runs/x"]).fit == DEFAULT_FIT
+    assert parse(["train", "--out", "runs/x", "--exact-masks"]).exact_masks
     with pytest.raises(SystemExit):
         parse(["train", "--out", "runs/x", "--fit", "mask"])
