@@ -43,6 +43,7 @@ sys.path.insert(0, ".")  # the checkout this is run from, not the installed pack
 
 from engine import TryOnSession  # noqa: E402
 from engine.keypoints import CONFIDENCE_MIN, KEYPOINT_INDEX  # noqa: E402
+from engine.perception.motion_stabilizer import KEYPOINT_GROUPS  # noqa: E402
 from engine.perception.person_detector import DEFAULT_POSE_EVERY, PersonDetector  # noqa: E402
 from engine.sample_media import (  # noqa: E402
     read_sample_clip,
@@ -51,12 +52,6 @@ from engine.sample_media import (  # noqa: E402
     sample_source_path,
 )
 
-GROUPS = {
-    "torso": ("neck", "right_shoulder", "left_shoulder", "right_hip", "left_hip"),
-    "head": ("nose", "right_eye", "left_eye", "right_ear", "left_ear"),
-    "limbs": ("right_elbow", "right_wrist", "left_elbow", "left_wrist", "right_knee",
-              "right_ankle", "left_knee", "left_ankle"),
-}  # fmt: skip
 FPS = 24.0  # the clip's rate
 TILT_PIVOT = (215.0, 205.0)  # the head turns about the neck, source-photo pixels
 
@@ -163,7 +158,7 @@ def process_cpu(n: int, passes: int) -> dict:
 
 def _groups_distance(ref, got, skipped_only: bool = False) -> dict:
     out = {}
-    for group, names in GROUPS.items():
+    for group, names in KEYPOINT_GROUPS.items():
         sel = [KEYPOINT_INDEX[name] for name in names]
         dist = []
         for a, b in zip(ref, got, strict=True):
@@ -216,7 +211,7 @@ def head_tilt(n: int, amplitude_deg: float = 12.0, period: float = 16.0) -> dict
     for k in (1, n):
         with PersonDetector(pose_every=k) as det:
             runs[k] = [det(f, i / FPS) for i, f in enumerate(frames)]
-    head = [KEYPOINT_INDEX[name] for name in GROUPS["head"]]
+    head = [KEYPOINT_INDEX[name] for name in KEYPOINT_GROUPS["head"]]
     back = np.linalg.inv(motion[0])
     base = runs[1][0].keypoints[head, :2] @ back[:2, :2].T + back[:2, 2]  # photo pixels
     truth = np.einsum("tij,kj->tki", motion[:, :2, :2], base) + motion[:, None, :2, 2]

@@ -110,6 +110,7 @@ __all__ = [
     "DEFAULT_MAX_POINTS",
     "DEFAULT_TRACK_MAX_HEIGHT",
     "HOLD_FRAMES",
+    "KEYPOINT_GROUPS",
     "LOCAL_DEADZONE_PX",
     "LOCAL_MIN_POINTS",
     "LOCAL_POINTS",
@@ -193,18 +194,19 @@ PREDICT_MAX_SPREAD = 0.02
 """... as is one whose corners disagree on its local motion by more than this many shoulder
 widths (their median distance from ``d'``)."""
 
-_GROUPS = {
+KEYPOINT_GROUPS = {
     "torso": ("neck", "right_shoulder", "left_shoulder", "right_hip", "left_hip"),
     "head": ("nose", "right_eye", "left_eye", "right_ear", "left_ear"),
     "limbs": ("right_elbow", "right_wrist", "left_elbow", "left_wrist", "right_knee",
               "right_ankle", "left_knee", "left_ankle"),
 }  # fmt: skip
+"""The keypoint groups of :data:`NOISE` (and of the keyframes' quality figures)."""
 NOISE = {"torso": 0.4, "head": 0.2, "limbs": 0.3}
 """Band ``n`` per keypoint group, in shoulder widths: about the largest wander of mediapipe's
 keypoints on a still person (bundled clip), which must not count as a movement."""
 
 _RS, _LS = KEYPOINT_INDEX["right_shoulder"], KEYPOINT_INDEX["left_shoulder"]
-_TORSO = np.isin(np.arange(NUM_KEYPOINTS), [KEYPOINT_INDEX[n] for n in _GROUPS["torso"]])
+_TORSO = np.isin(np.arange(NUM_KEYPOINTS), [KEYPOINT_INDEX[n] for n in KEYPOINT_GROUPS["torso"]])
 _RH, _LH = KEYPOINT_INDEX["right_hip"], KEYPOINT_INDEX["left_hip"]
 _MIN_SCALE, _MAX_SCALE, _MAX_ROTATION_DEG = 0.8, 1.25, 20.0
 _LK = dict(
@@ -253,7 +255,7 @@ class Tracking:
 
 def _band_per_keypoint() -> np.ndarray:
     out = np.zeros(NUM_KEYPOINTS)
-    for group, names in _GROUPS.items():
+    for group, names in KEYPOINT_GROUPS.items():
         for name in names:
             out[KEYPOINT_INDEX[name]] = NOISE[group]
     return out

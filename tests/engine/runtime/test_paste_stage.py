@@ -59,20 +59,7 @@ def test_pixels_outside_the_box_are_untouched(result):
 
 
 def test_the_stage_alone_pastes_the_texture_where_the_mask_says():
-    h, w = 16, 12
-    frame = np.full((40, 50, 3), 10, np.uint8)
-    garment = torch.zeros(4, 32, 24)
-    garment[1], garment[3] = 1.0, 1.0  # an opaque green garment
-    ys, xs = torch.meshgrid(torch.linspace(-0.9, 0.9, h), torch.linspace(-0.9, 0.9, w),
-                            indexing="ij")  # fmt: skip
-    maps = {
-        "garment_grid": torch.stack([xs, ys], -1)[None],
-        "cloth": torch.ones(1, 4, h, w),
-        "region": torch.ones(1, 1, h, w),
-        "paste_mask": torch.ones(1, 1, h, w),
-    }
-    outputs = {"rendered": torch.zeros(1, 3, h, w), "cloth_mask": torch.zeros(1, 1, h, w)}
-    box = CropBox(x0=5, y0=4, width=24, height=32, out_width=w, out_height=h)
+    frame, box, outputs, maps, garment = _tiny_paste_case(channel=1, frame_value=10, x0=5)
     out = Paste("garment", 0.0)(frame, box, outputs, maps, garment)
     inner = out[8:32, 8:26]
     assert (inner[..., 1] == 255).all() and (inner[..., [0, 2]] == 0).all()
@@ -82,11 +69,16 @@ def test_the_stage_alone_pastes_the_texture_where_the_mask_says():
     assert (region[8:32, 8:26] == 0).all() and (region[:4] == 10).all()
 
 
-def _tiny_paste_case():
+def _tiny_paste_case(*, channel: int = 0, frame_value: int | None = None, x0: int = -3):
+    """A 40x50 frame (random, or all ``frame_value``), an opaque garment of one colour channel
+    and model-size maps that paste all of it into a 24x32 box at (x0, 4)."""
     h, w = 16, 12
-    frame = np.random.default_rng(7).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    if frame_value is None:
+        frame = np.random.default_rng(7).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    else:
+        frame = np.full((40, 50, 3), frame_value, np.uint8)
     garment = torch.zeros(4, 32, 24)
-    garment[0], garment[3] = 1.0, 1.0  # an opaque red garment
+    garment[channel], garment[3] = 1.0, 1.0
     ys, xs = torch.meshgrid(torch.linspace(-0.9, 0.9, h), torch.linspace(-0.9, 0.9, w),
                             indexing="ij")  # fmt: skip
     maps = {
@@ -96,7 +88,7 @@ def _tiny_paste_case():
         "paste_mask": torch.ones(1, 1, h, w),
     }
     outputs = {"rendered": torch.zeros(1, 3, h, w), "cloth_mask": torch.zeros(1, 1, h, w)}
-    box = CropBox(x0=-3, y0=4, width=24, height=32, out_width=w, out_height=h)
+    box = CropBox(x0=x0, y0=4, width=24, height=32, out_width=w, out_height=h)
     return frame, box, outputs, maps, garment
 
 
