@@ -178,7 +178,8 @@ class PersonDetection:
             head with ``segmentation="pose"``, twice on a track's first frame when stabilizing),
             ``"segmentation"`` (the selfie graph with ``"selfie"``; otherwise only copying the
             mask out and upsampling it), ``"smoothing"`` (landmark mapping and the stabilizer or
-            the One Euro filter).
+            the One Euro filter). A frame between pose keyframes has no ``"pose"`` (nor
+            ``"subject"``) entry, so a stream's pose figures are the keyframes'.
         motion: ``(2, 3)`` float64 image motion of the person's torso from the previous frame to
             this one, frame pixels (a point ``q`` moves to ``motion[:, :2] @ q + motion[:, 2]``),
             or ``None`` (not stabilizing, no person, the first frame of a track, or no
@@ -628,9 +629,7 @@ class PersonDetector:
         if mask is not None and mask.shape != (height, width):
             mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)  # (H, W)
         timings["segmentation"] = (time.perf_counter() - start) * 1e3
-        timings["pose"] = 0.0
-        if self._faces is not None:
-            timings["subject"] = 0.0
+        # No "pose" (nor "subject") time: a stream's stage figures are those of the keyframes.
         return PersonDetection(keypoints, mask, timings, self._stabilizer.motion, pose_ran=False)
 
 

@@ -73,7 +73,8 @@ def test_keypoints_format_and_bounds(smooth):
             assert conf[K[name]] > 0.5, name
         for name in ("right_hip", "left_hip", "right_knee", "left_ankle"):  # below the frame
             assert conf[K[name]] == 0.0, name
-        assert set(d.timings) == {"pose", "subject", "segmentation", "smoothing"}
+        ran = {"pose", "subject"} if d.pose_ran else set()  # keyframes only
+        assert set(d.timings) == {"segmentation", "smoothing"} | ran
         assert all(v >= 0 for v in d.timings.values())
 
 
@@ -363,8 +364,8 @@ def test_the_pose_runs_at_least_every_n_frames(clip, every):
             and d.motion is not None
             or (d.pose_ran)
         )
-        assert set(d.timings) == {"pose", "subject", "segmentation", "smoothing"}
-        assert d.pose_ran or d.timings["pose"] == 0.0
+        ran = {"pose", "subject"} if d.pose_ran else set()  # skipped frames: no pose time
+        assert set(d.timings) == {"segmentation", "smoothing"} | ran
 
 
 def test_the_default_keyframes(clip, smooth):

@@ -16,7 +16,7 @@ from engine.runtime.session import TryOnSession
 from engine.sample_media import read_sample_clip, read_sample_garment, sample_garment_path
 from tests.runtime_fixtures import ScriptedTracker, tiny_model_file
 
-STAGES = {"pose", "crop", "inputs", "generator", "composite", "total"}
+STAGES = {"smoothing", "crop", "inputs", "generator", "composite", "total"}  # pose: keyframes
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,7 @@ def test_bad_arguments_are_named(kwargs, argument):
 
 def test_process_on_the_bundled_clip(session, clip):
     results = [session.process(frame, timestamp_s=i / 24) for i, frame in enumerate(clip)]
+    keyframes = 0
     assert sum(r.person_found for r in results) >= len(clip) - 1
     for frame, r in zip(clip, results, strict=True):
         assert r.image.shape == frame.shape and r.image.dtype == np.uint8
@@ -78,6 +79,7 @@ def test_process_on_the_bundled_clip(session, clip):
         if not r.person_found:
             continue
         assert set(r.timings) >= STAGES and all(v >= 0 for v in r.timings.values())
+        keyframes += "pose" in r.timings
         outside = _outside(r.crop_box, frame.shape)
         assert np.array_equal(r.image[outside], frame[outside])  # nothing changes out of the crop
         changed = np.any(r.image != frame, axis=2)
@@ -86,8 +88,10 @@ def test_process_on_the_bundled_clip(session, clip):
         ys, xs = np.nonzero(changed)
         x0, y0, x1, y1 = r.crop_box
         assert y0 <= ys.min() and ys.max() < y1 and x0 <= xs.min() and xs.max() < x1
+    assert len(clip) / 3 - 1 <= keyframes < len(clip)  # the pose on keyframes (pose_every=3)
     stats = session.stats()
     assert stats["frames"] >= len(clip) and stats["stages"]["generator"]["p50_ms"] > 0
+    assert stats["stages"]["pose"]["p50_ms"] > 0  # the keyframes' pose time
 
 
 def test_no_person_passes_the_frame_through(session):
