@@ -637,7 +637,6 @@ def _spline_map(source: np.ndarray, target: np.ndarray, points: np.ndarray) -> n
     """Where the thin-plate spline through ``source -> target`` ((N, 2) pixels each) carries
     ``points`` ((M, 2)): (M, 2) float64. Fitted on coordinates centred and scaled by the sources'
     spread, with :func:`tps_grid`'s regularization."""
-    f64 = torch.float64
     s = torch.from_numpy(np.asarray(source, np.float64).reshape(-1, 2))
     t = torch.from_numpy(np.asarray(target, np.float64).reshape(-1, 2))
     q = torch.from_numpy(np.asarray(points, np.float64).reshape(-1, 2))
@@ -645,13 +644,7 @@ def _spline_map(source: np.ndarray, target: np.ndarray, points: np.ndarray) -> n
     scale = 1.0 / max(float((s - centre).abs().max()), 1e-9)
     s, q = (s - centre) * scale, (q - centre) * scale
     n = s.shape[0]
-    system = torch.zeros(n + 3, n + 3, dtype=f64)
-    system[:n, :n] = _tps_kernel(torch.cdist(s, s) ** 2) + 1e-4 * torch.eye(n, dtype=f64)
-    p = torch.cat([torch.ones(n, 1, dtype=f64), s], dim=1)
-    system[:n, n:], system[n:, :n] = p, p.T
-    rhs = torch.zeros(n + 3, 2, dtype=f64)
-    rhs[:n] = t
-    coef = torch.linalg.lstsq(system, rhs).solution
+    coef = _tps_solve(s, t, 1e-4)
     u = _tps_kernel(torch.cdist(q, s) ** 2)  # (M, N)
     out = u @ coef[:n] + coef[n] + q[:, :1] * coef[n + 1] + q[:, 1:] * coef[n + 2]
     return out.numpy()
@@ -702,6 +695,23 @@ def _tps_kernel(r2: torch.Tensor) -> torch.Tensor:
     return r2 * torch.log(r2.clamp_min(1e-20))
 
 
+def _tps_solve(ctrl: torch.Tensor, values: torch.Tensor, regularization: float) -> torch.Tensor:
+    """Coefficients ``(N + 3, 2)`` of the thin-plate spline ``f`` with ``f(ctrl_i) ~ values_i``
+    (both ``(N, 2)`` float64 on one device): N kernel weights, then the affine part's constant,
+    x and y rows; ``regularization`` on the kernel diagonal (least squares, so a degenerate set
+    still solves)."""
+    f64, device = torch.float64, ctrl.device
+    n = ctrl.shape[0]
+    eye = torch.eye(n, dtype=f64, device=device)
+    k = _tps_kernel(torch.cdist(ctrl, ctrl) ** 2) + regularization * eye
+    p = torch.cat([torch.ones(n, 1, dtype=f64, device=device), ctrl], dim=1)  # (N, 3)
+    system = torch.zeros(n + 3, n + 3, dtype=f64, device=device)
+    system[:n, :n], system[:n, n:], system[n:, :n] = k, p, p.T
+    rhs = torch.zeros(n + 3, 2, dtype=f64, device=device)
+    rhs[:n] = values
+    return torch.linalg.lstsq(system, rhs).solution
+
+
 def tps_grid(
     source_points: torch.Tensor,
     target_points: torch.Tensor,
@@ -749,14 +759,7 @@ def tps_grid(
     t = target_points.to(device, f64) * t_scale - 1.0  # (N, 2)
     s = source_points.to(device, f64) * s_scale - 1.0
     n = t.shape[0]
-    eye = torch.eye(n, dtype=f64, device=device)
-    k = _tps_kernel(torch.cdist(t, t) ** 2) + regularization * eye
-    p = torch.cat([torch.ones(n, 1, dtype=f64, device=device), t], dim=1)  # (N, 3)
-    system = torch.zeros(n + 3, n + 3, dtype=f64, device=device)
-    system[:n, :n], system[:n, n:], system[n:, :n] = k, p, p.T
-    rhs = torch.zeros(n + 3, 2, dtype=f64, device=device)
-    rhs[:n] = s
-    coef = torch.linalg.lstsq(system, rhs).solution  # (N + 3, 2)
+    coef = _tps_solve(t, s, regularization)  # (N + 3, 2)
 
     # Evaluate in float32 (coordinates are normalized to [-1, 1]); r^2 is separable in x and y.
     f32 = torch.float32
