@@ -44,6 +44,7 @@ from engine.perception.motion_stabilizer import (
     MASK_GATE_SPAN,
     MASK_WEIGHT,
     MaskSmoother,
+    check_mask,
     check_motion,
     motion_scale,
 )
@@ -240,13 +241,7 @@ class PersonCrop:
         """A frame's ``(H, W)`` real mask cropped like :meth:`crop` (OpenCV, on the host), not
         smoothed: ``(out_height, out_width)`` float32, a new array. A device session crops the
         detector's host mask with it before uploading the small crop (:meth:`smooth_mask`)."""
-        if (
-            not isinstance(mask, np.ndarray)
-            or mask.ndim != 2
-            or min(mask.shape) < 1
-            or mask.dtype.kind not in "fu"
-        ):
-            raise InputError("mask", "an (H, W) real numpy array", mask)
+        check_mask(mask, "mask", min_side=1)
         return self.crop(mask.astype(np.float32, copy=False), box, interpolation=interpolation)
 
     def _mask_motion(self, box: CropBox, motion: np.ndarray | None, smoother) -> np.ndarray | None:

@@ -103,6 +103,7 @@ from engine.keypoints import CONFIDENCE_MIN, KEYPOINT_INDEX, NUM_KEYPOINTS
 
 __all__ = [
     "CONFIDENCE_TIME_S",
+    "check_mask",
     "check_motion",
     "compose_motions",
     "motion_scale",
@@ -471,6 +472,19 @@ def person_regions(
     return person, torso
 
 
+def check_mask(mask: object, name: str, *, min_side: int, optional: bool = False) -> None:
+    """InputError naming ``name`` unless ``mask`` is a real (float or unsigned) 2-d numpy array
+    with both sides >= ``min_side`` (``optional``: the message says None is accepted too)."""
+    if (
+        not isinstance(mask, np.ndarray)
+        or mask.ndim != 2
+        or min(mask.shape) < min_side
+        or mask.dtype.kind not in "fu"
+    ):
+        expected = f"a real (h, w) numpy array, h and w >= {min_side}"
+        raise InputError(name, ("None or " if optional else "") + expected, mask)
+
+
 def check_motion(motion: object) -> None:
     """Raise :class:`~engine.errors.InputError` naming ``motion`` unless it is ``None`` or a
     finite ``(2, 3)`` numpy array."""
@@ -639,14 +653,8 @@ class MotionStabilizer:
             if not np.isfinite(keypoints[present, :2]).all():
                 raise InputError("keypoints", "finite coordinates for present keypoints",
                                  keypoints)  # fmt: skip
-        if person_mask is not None and (
-            not isinstance(person_mask, np.ndarray)
-            or person_mask.ndim != 2
-            or min(person_mask.shape) < 2
-            or person_mask.dtype.kind not in "fu"
-        ):
-            raise InputError("person_mask", "None or a real (h, w) numpy array, h and w >= 2",
-                             person_mask)  # fmt: skip
+        if person_mask is not None:
+            check_mask(person_mask, "person_mask", min_side=2, optional=True)
 
     def _motion(self, grey: np.ndarray, fx: float, fy: float) -> tuple:
         """``(A, d', after, tracking)``: torso motion (frame pixels, or None), per-keypoint local
@@ -1073,13 +1081,7 @@ class MaskSmoother:
         Raises:
             InputError: a malformed mask or motion.
         """
-        if (
-            not isinstance(mask, np.ndarray)
-            or mask.ndim != 2
-            or min(mask.shape) < 2
-            or mask.dtype.kind not in "fu"
-        ):
-            raise InputError("mask", "a real (h, w) numpy array, h and w >= 2", mask)
+        check_mask(mask, "mask", min_side=2)
         check_motion(motion)
         new = np.asarray(mask, dtype=np.float32)
         prev = self._mask
