@@ -565,8 +565,7 @@ class PersonDetector:
             keypoints = blazepose_to_openpose(lm, height, width)  # (18, 3)
             if self._stabilizer is not None:
                 keypoints = self._stabilizer.update(keypoints, mask)
-                shoulders = keypoints[[_OPENPOSE_RS, _OPENPOSE_LS], :2]
-                keypoints[_NECK, :2] = shoulders.mean(axis=0)  # the neck rule, on stabilized ones
+                _neck_between_shoulders(keypoints)  # the neck rule, on stabilized ones
             elif self.smoothing:
                 present = keypoints[:, 2] >= CONFIDENCE_MIN  # (18,)
                 xy = self._filter(keypoints[:, :2] / height, t, present)  # frame heights
@@ -580,8 +579,7 @@ class PersonDetector:
         self._key_motion = np.eye(2, 3)
 
         start = time.perf_counter()
-        if mask is not None and mask.shape != (height, width):
-            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)  # (H, W)
+        mask = _frame_size(mask, height, width)
         timings["segmentation"] += (time.perf_counter() - start) * 1e3
         motion = None if self._stabilizer is None else self._stabilizer.motion
         return PersonDetection(keypoints, mask, timings, motion)
@@ -622,15 +620,25 @@ class PersonDetector:
             mask = cv2.warpAffine(self._key_mask, a, (w, h), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
         keypoints = self._stabilizer.predict(mask)
-        shoulders = keypoints[[_OPENPOSE_RS, _OPENPOSE_LS], :2]
-        keypoints[_NECK, :2] = shoulders.mean(axis=0)
+        _neck_between_shoulders(keypoints)
         timings["smoothing"] += (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
-        if mask is not None and mask.shape != (height, width):
-            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)  # (H, W)
+        mask = _frame_size(mask, height, width)
         timings["segmentation"] = (time.perf_counter() - start) * 1e3
         # No "pose" (nor "subject") time: a stream's stage figures are those of the keyframes.
         return PersonDetection(keypoints, mask, timings, self._stabilizer.motion, pose_ran=False)
+
+
+def _neck_between_shoulders(keypoints: np.ndarray) -> None:
+    """The neck rule, in place on ``(18, 3)`` keypoints: the neck at the shoulders' midpoint."""
+    keypoints[_NECK, :2] = keypoints[[_OPENPOSE_RS, _OPENPOSE_LS], :2].mean(axis=0)
+
+
+def _frame_size(mask: np.ndarray | None, height: int, width: int) -> np.ndarray | None:
+    """A mask at the graphs' size upsampled (bilinear) to the frame's ``(height, width)``."""
+    if mask is not None and mask.shape != (height, width):
+        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+    return mask
 
 
 def _scaled_motion(motion: np.ndarray, sx: float, sy: float) -> np.ndarray:

@@ -208,7 +208,8 @@ class BuildInputs:
         self.lost = True
 
     def restart(self) -> None:
-        """Forget the crop and sleeve smoothing; the next person frame restarts the window."""
+        """Forget the crop's, the sleeves' and the outline's smoothing; the next person frame
+        restarts the window."""
         self.crop.reset()
         self.sleeves.reset()
         self.outlines.reset()
@@ -227,7 +228,7 @@ class BuildInputs:
         device_frame = None
         if self.crop_impl == "torch":
             frames, keypoints, mask, device_frame = self._crop_on_device(
-                frame, box, host_keypoints, detection
+                frame, box, host_keypoints, detection.person_mask, motion
             )
         else:
             rgb = self.crop.crop(frame, box)
@@ -265,7 +266,12 @@ class BuildInputs:
         return work
 
     def _crop_on_device(
-        self, frame: np.ndarray, box: CropBox, host_keypoints: torch.Tensor, detection
+        self,
+        frame: np.ndarray,
+        box: CropBox,
+        host_keypoints: torch.Tensor,
+        person_mask: np.ndarray | None,
+        motion: np.ndarray | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """The torch path: ``(frames (1, 3, h, w) float32 in [0, 1], keypoints (1, 18, 3),
         person mask (1, 1, h, w) float32 or None, the uploaded (H, W, 3) uint8 frame)``, all on
@@ -277,11 +283,9 @@ class BuildInputs:
             keypoints = host_keypoints.clone()
         mirror_keypoints(keypoints, host_keypoints)
         mask = None
-        if detection.person_mask is not None:
-            cut = self.crop.cut_mask(detection.person_mask, box, interpolation=cv2.INTER_LINEAR)
-            person = self.crop.smooth_mask(self.transfer.upload(cut), box,
-                                           getattr(detection, "motion", None))  # fmt: skip
-            mask = person[None, None]
+        if person_mask is not None:
+            cut = self.crop.cut_mask(person_mask, box, interpolation=cv2.INTER_LINEAR)
+            mask = self.crop.smooth_mask(self.transfer.upload(cut), box, motion)[None, None]
         return frames, keypoints, mask, device_frame
 
 
