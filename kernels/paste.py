@@ -24,12 +24,14 @@ frame, every other pixel left untouched::
 
 Implementations: the Triton kernel (one 2-D launch over the visible box, fp32, every input read
 through its own strides), ``"torch"`` (``F.grid_sample`` over the visible box only), ``"opencv"``
-(``cv2.resize`` of the model-size maps, the garment gathered by nearest-neighbour ``cv2.remap``
-of its four bilinear taps with the exact fp32 fractions, one numpy blend; it computes only the
-part of the box whose keep-mask taps can be below 1, since elsewhere ``out = frame`` exactly,
-and keeps the garment's zero-padded texture from call to call). All compute in fp32;
-:func:`paste_ref` in fp64. Results differ from the reference by at most 1 uint8 level (fp32
-rounding moving a value across a rounding boundary).
+(``cv2.resize`` of the model-size maps, one plane per mask; the garment gathered by
+nearest-neighbour ``cv2.remap`` of its bilinear taps, with the exact fp32 fractions, from the
+zero-padded texture and its horizontal differences, both kept from call to call; the lerps
+and the blend as multiply-adds of ``cv2.accumulateProduct``. It computes only the part of the
+box whose keep-mask taps can be below 1, since elsewhere ``out = frame`` exactly, and works
+through that part in strips of rows whose work arrays stay in cache from step to step). All
+compute in fp32; :func:`paste_ref` in fp64. Results differ from the reference by at most 1 uint8
+level (fp32 rounding moving a value across a rounding boundary).
 
 Why not ``cv2.remap(INTER_LINEAR)`` for the garment: OpenCV rounds the sub-pixel position to 1/32
 pixel (``INTER_BITS = 5``), up to 1/64 of a neighbour difference per axis, i.e. up to 8 levels
@@ -48,7 +50,7 @@ from __future__ import annotations
 import math
 import numbers
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -457,20 +459,25 @@ class _Scratch(threading.local):
 
     def __init__(self) -> None:
         self.flat: dict[str, np.ndarray] = {}
-        self.texture: np.ndarray | None = None
+        self.texture: tuple[np.ndarray, np.ndarray] | None = None
         self.texture_of: torch.Tensor | None = None
         self.texture_version = -1
 
-    def padded_texture(self, garment: torch.Tensor) -> np.ndarray:
-        """(Hg + 3, Wg + 3, 3) float32: 255 * the garment's RGB at ``[1 : Hg + 1, 1 : Wg + 1]``,
-        zeros around it; rebuilt unless ``garment`` is the last call's tensor object, unchanged
-        since (its in-place version counter). The tensor is held, so its memory cannot be
-        reused by another garment while it is cached."""
+    def padded_texture(self, garment: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """``(pad, step)``: ``pad`` (Hg + 4, Wg + 4, 3) float32, 255 * the garment's RGB at
+        ``[2 : Hg + 2, 2 : Wg + 2]`` and zeros around it; ``step`` (Hg + 4, Wg + 3, 3) float32,
+        ``pad[:, 1:] - pad[:, :-1]`` (each texel's right neighbour minus itself: the difference
+        of the horizontal lerp, computed once per garment instead of once per frame pixel).
+        Rebuilt unless ``garment`` is the last call's tensor object, unchanged since (its
+        in-place version counter). The tensor is held, so its memory cannot be reused by
+        another garment while it is cached."""
         if self.texture_of is not garment or self.texture_version != garment._version:
             hg, wg = garment.shape[1:]
-            pad = np.zeros((hg + 3, wg + 3, 3), dtype=np.float32)
-            _interleave(garment[:3], "", 255.0, out=pad[1 : hg + 1, 1 : wg + 1])
-            self.texture, self.texture_of, self.texture_version = pad, garment, garment._version
+            pad = np.zeros((hg + 4, wg + 4, 3), dtype=np.float32)
+            _interleave(garment[:3], "", 255.0, out=pad[2 : hg + 2, 2 : wg + 2])
+            step = np.subtract(pad[:, 1:], pad[:, :-1])
+            self.texture = (pad, step)
+            self.texture_of, self.texture_version = garment, garment._version
         return self.texture
 
     def array(self, tag: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -484,34 +491,55 @@ class _Scratch(threading.local):
 
 _SCRATCH = _Scratch()
 
+_STRIP_PIXELS = 1 << 15
+"""Frame pixels per strip of the OpenCV path: its work arrays (384 KB for a 3-channel fp32 one
+at this size) stay in cache between the steps that write and read them (on the bundled 640x480
+clip the paste takes about 15 % less time than in one pass over the box); a strip costs about
+35 OpenCV and numpy calls, so much smaller strips lose to the per-call overhead."""
+
 
 def _upsample_visible(
     src: np.ndarray, bh: int, bw: int, rows: slice, cols: slice, tag: str
-) -> np.ndarray:
-    """``cv2.resize(src, (bw, bh))[rows, cols]`` (INTER_LINEAR), computing fewer pixels when the
-    cut is large: one axis first, cut, then the other (bilinear is separable: the fp32 results
-    differ in the last bits only), whichever of the three orders touches the fewest pixels.
-    ``src`` is (h, w, C) float32; the result is a view of scratch ``tag``."""
-    h, w, c = src.shape
+) -> Callable[[slice], np.ndarray]:
+    """``cv2.resize(src, (bw, bh))[rows, cols]`` (INTER_LINEAR), handed out by rows of the cut.
+
+    ``src`` is (h, w) or (h, w, C) float32 with C 1, 3 or 4 (OpenCV's 2-channel linear resize is
+    slower than 3 channels and coarser: errors near 1e-3 of the values against 1e-5). Returns
+    ``strip``: ``strip(r)`` for a slice ``r`` of the cut's ``vh`` rows is (n, vw) or (n, vw, C)
+    float32, a view of scratch ``tag`` valid until the next ``strip`` call or resize of ``tag``.
+
+    Fewer pixels are computed when the cut is large: one axis first, cut, then the other
+    (bilinear is separable: the fp32 results differ in the last bits only), whichever of the
+    three orders touches the fewest pixels. Rows first, the second, horizontal pass (the
+    expensive one) runs when a strip is asked for, so the strip is still in cache when it is
+    used; its vertical scale is 1, so strips are bit-identical to one pass over the cut.
+    """
+    h, w = src.shape[:2]
+    chans = src.shape[2:]
     vh, vw = rows.stop - rows.start, cols.stop - cols.start
     costs = {"full": bh * bw, "rows": bh * w + vh * bw, "cols": h * bw + bh * vw}
     order = min(costs, key=costs.get)
     linear = cv2.INTER_LINEAR
-    if order == "full":
-        out = _SCRATCH.array(tag, (bh, bw, c))
-        out = cv2.resize(src, (bw, bh), dst=out, interpolation=linear)
-        return out[rows, cols]
     if order == "rows":
-        tall = _SCRATCH.array(tag + ".pass1", (bh, w, c))
-        tall = cv2.resize(src, (w, bh), dst=tall, interpolation=linear)
-        out = _SCRATCH.array(tag, (vh, bw, c))
-        out = cv2.resize(tall[rows], (bw, vh), dst=out, interpolation=linear)
-        return out[:, cols]
-    wide = _SCRATCH.array(tag + ".pass1", (h, bw, c))
-    wide = cv2.resize(src, (bw, h), dst=wide, interpolation=linear)
-    out = _SCRATCH.array(tag, (bh, vw, c))
-    out = cv2.resize(np.ascontiguousarray(wide[:, cols]), (vw, bh), dst=out, interpolation=linear)
-    return out[rows]
+        tall = _SCRATCH.array(tag + ".pass1", (bh, w, *chans))
+        tall = cv2.resize(src, (w, bh), dst=tall, interpolation=linear)[rows]
+
+        def strip(r: slice) -> np.ndarray:
+            n = r.stop - r.start
+            out = _SCRATCH.array(tag, (n, bw, *chans))
+            return cv2.resize(tall[r], (bw, n), dst=out, interpolation=linear)[:, cols]
+
+        return strip
+    if order == "full":
+        out = _SCRATCH.array(tag, (bh, bw, *chans))
+        cut = cv2.resize(src, (bw, bh), dst=out, interpolation=linear)[rows, cols]
+    else:
+        wide = _SCRATCH.array(tag + ".pass1", (h, bw, *chans))
+        wide = cv2.resize(src, (bw, h), dst=wide, interpolation=linear)
+        out = _SCRATCH.array(tag, (bh, vw, *chans))
+        wide = np.ascontiguousarray(wide[:, cols])
+        cut = cv2.resize(wide, (vw, bh), dst=out, interpolation=linear)[rows]
+    return cut.__getitem__
 
 
 def _interleave(
@@ -531,75 +559,106 @@ def _interleave(
     return out
 
 
+def _plane(x: torch.Tensor) -> np.ndarray:
+    """(1, 1, h, w) float32 CPU tensor -> (h, w) C-contiguous numpy array (a view when it is)."""
+    return np.ascontiguousarray(x[0, 0].numpy())
+
+
+def _triple(plane: np.ndarray, tag: str) -> np.ndarray:
+    """(n, vw) float32 -> (n, vw, 3) scratch array ``tag``, the plane in every channel: the
+    factor of a 3-channel multiply-add (OpenCV does not broadcast, and numpy's broadcast over a
+    last axis of 3 is ten times slower than this copy)."""
+    return cv2.merge([plane, plane, plane], dst=_SCRATCH.array(tag, (*plane.shape, 3)))
+
+
 def _paste_opencv(frame, box, vis, rendered, cloth_mask, keep_mask, garment, grid, shading):
+    """The OpenCV path over ``vis`` (the part of the box that can change, ``(fx0, fy0, fx1,
+    fy1)`` frame pixels): validated CPU tensors as :func:`paste` takes them; ``frame`` (H, W, 3)
+    uint8 is written in place, strip of rows by strip (:data:`_STRIP_PIXELS`)."""
     x0, y0, bw, bh = box
     fx0, fy0, fx1, fy1 = vis
     h, w = rendered.shape[2:]
     hg, wg = garment.shape[1:]
     vh, vw = fy1 - fy0, fx1 - fx0
     rows, cols = slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0)
+
+    def up(src: np.ndarray, tag: str) -> Callable[[slice], np.ndarray]:
+        return _upsample_visible(src, bh, bw, rows, cols, tag)
+
+    # model size (h, w): 255 * rendered (HWC); the masks and the grid as planes (one channel
+    # each: cv2.resize of one costs half of three copies); the grid in pixels of the texture
+    # padded by 2 (an affine map of the grid, which commutes with bilinear upsampling):
+    # p = g * size / 2 + size / 2 - 0.5 + 2
+    px, py = _SCRATCH.array("px", (h, w)), _SCRATCH.array("py", (h, w))
+    gxy = grid[0].numpy()  # (h, w, 2) view
+    for p, g, size in ((px, gxy[..., 0], wg), (py, gxy[..., 1], hg)):
+        np.multiply(g, np.float32(0.5 * size), out=p)
+        p += np.float32(0.5 * size + 1.5)
+    maps = {
+        "rd": up(_interleave(rendered[0], "rd", 255.0), "up.rd"),  # 255 * rendered
+        "px": up(px, "up.px"),
+        "py": up(py, "up.py"),
+        "cm": up(_plane(cloth_mask), "up.cm"),
+        "km": up(_plane(keep_mask), "up.km"),
+        "sh": None if shading is None else up(_plane(shading), "up.sh"),
+    }
+    texture = _SCRATCH.padded_texture(garment)
+    region = frame.numpy()[fy0:fy1, fx0:fx1]  # (vh, vw, 3) uint8 view, written in place
+    n = max(1, _STRIP_PIXELS // vw)
+    for r0 in range(0, vh, n):
+        r = slice(r0, min(r0 + n, vh))
+        strip = {k: None if m is None else m(r) for k, m in maps.items()}
+        _blend_strip(region[r], texture, **strip)
+
+
+def _blend_strip(region, texture, *, rd, px, py, cm, km, sh):
+    """One strip of the visible box, in place: ``region`` (n, vw, 3) uint8 (any strides);
+    ``texture`` the garment's ``(pad, step)`` (:meth:`_Scratch.padded_texture`); the upsampled
+    maps at the strip's pixels, float32: ``rd`` (n, vw, 3) 255 * rendered (overwritten), the
+    garment position ``px``, ``py`` in padded-texture pixels, ``cm``, ``km`` and ``sh`` (None:
+    no shading), all (n, vw)."""
+    pad, step = texture
+    hg, wg = pad.shape[0] - 4, pad.shape[1] - 4
+    n, vw = px.shape
     arr = _SCRATCH.array
 
-    # model size (h, w): 255 * rendered; the masks as 3 equal channels, so that the blend runs
-    # on same-shape arrays; the grid already in garment pixels (an affine map of the grid, which
-    # commutes with bilinear upsampling)
-    rd = _interleave(rendered[0], "rd", 255.0)
-    cm3 = _interleave(cloth_mask[0, 0].expand(3, h, w), "cm")
-    km3 = _interleave(keep_mask[0, 0].expand(3, h, w), "km")
-    gxy = grid[0].numpy()  # (h, w, 2) view
-    pxy = arr("pxy", (h, w, 2))
-    np.multiply(gxy, np.array([0.5 * wg, 0.5 * hg], dtype=np.float32), out=pxy)
-    pxy += np.array([0.5 * wg - 0.5, 0.5 * hg - 0.5], dtype=np.float32)
-
-    # visible box (vh, vw)
-    rd = _upsample_visible(rd, bh, bw, rows, cols, "up.rd")  # 255 * rendered
-    cm3 = _upsample_visible(cm3, bh, bw, rows, cols, "up.cm")
-    km3 = _upsample_visible(km3, bh, bw, rows, cols, "up.km")
-    pxy = _upsample_visible(pxy, bh, bw, rows, cols, "up.pxy")  # (vh, vw, 2)
-
     # garment: its four bilinear taps by nearest-neighbour remap at integer positions, blended
-    # with the exact fp32 fractions. Positions are clamped to [-2, size] (taps there are all
-    # outside) and read from a texture padded with zeros (1 before, 2 after on each axis), so
-    # the tap at (ix + dx, iy + dy) is the tap at (ix, iy) of the padded texture's view shifted
-    # by (dx, dy): one int16 map serves all four remaps.
-    pad = _SCRATCH.padded_texture(garment)
-    fx, fy = arr("fx", (vh, vw)), arr("fy", (vh, vw))
-    np.clip(pxy[..., 0], -2.0, float(wg), out=fx)
-    np.clip(pxy[..., 1], -2.0, float(hg), out=fy)
-    ix, iy = arr("ix", (vh, vw)), arr("iy", (vh, vw))
-    np.floor(fx, out=ix)
-    np.floor(fy, out=iy)
-    fx -= ix
-    fy -= iy
-    ix += 1.0  # padded texture coordinates
-    iy += 1.0
+    # with the exact fp32 fractions. Positions are clamped to [0, size + 2] of the texture
+    # padded with 2 zeros on each side (the taps of a clamped position are all outside the
+    # garment, and every tap is inside the padded texture; a NaN becomes 0), so the tap at
+    # (ix + dx, iy + dy) is the tap at (ix, iy) of the padded texture's view shifted by
+    # (dx, dy): one int16 map serves every remap. The right neighbour comes as its difference
+    # (``step``), the operand of the horizontal lerp.
+    fx, fy = arr("fx", (n, vw)), arr("fy", (n, vw))
+    ix, iy = arr("ix", (n, vw)), arr("iy", (n, vw))
+    for p, f, i, size in ((px, fx, ix, wg), (py, fy, iy, hg)):
+        cv2.threshold(p, 0.0, 0.0, cv2.THRESH_TOZERO, dst=f)  # max(p, 0)
+        cv2.threshold(f, size + 2.0, 0.0, cv2.THRESH_TRUNC, dst=f)  # min(p, size + 2)
+        np.floor(f, out=i)
+        f -= i
     nearest, _ = cv2.convertMaps(ix, iy, cv2.CV_16SC2, nninterpolation=True)
-    fx3, fy3 = arr("fx3", (vh, vw, 3)), arr("fy3", (vh, vw, 3))
-    fx3 = cv2.merge([fx, fx, fx], dst=fx3)
-    fy3 = cv2.merge([fy, fy, fy], dst=fy3)
-    taps = {}
-    for tag, dy, dx in (("t00", 0, 0), ("t01", 0, 1), ("t10", 1, 0), ("t11", 1, 1)):
-        view = pad[dy : dy + hg + 2, dx : dx + wg + 2]
-        taps[tag] = cv2.remap(view, nearest, None, cv2.INTER_NEAREST, dst=arr(tag, (vh, vw, 3)),
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0,) * 4)  # fmt: skip
-    # lerps as ``a += (b - a) * f``, the multiply-add fused by cv2.accumulateProduct
-    top, right, bottom, corner = taps["t00"], taps["t01"], taps["t10"], taps["t11"]
-    right -= top
-    cv2.accumulateProduct(right, fx3, top)  # row iy
-    corner -= bottom
-    cv2.accumulateProduct(corner, fx3, bottom)  # row iy + 1
+    fx3, fy3 = _triple(fx, "w3.a"), _triple(fy, "w3.b")
+
+    def tap(tex: np.ndarray, dy: int, tag: str) -> np.ndarray:  # (n, vw, 3) scratch
+        return cv2.remap(tex[dy : dy + hg + 3, : wg + 3], nearest, None, cv2.INTER_NEAREST,
+                         dst=arr(tag, (n, vw, 3)), borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=(0.0,) * 4)  # fmt: skip
+
+    # lerps as ``a += (b - a) * f``, one cv2.accumulateProduct each; in x, b - a is step's tap
+    top = tap(pad, 0, "top")
+    cv2.accumulateProduct(tap(step, 0, "diff"), fx3, top)  # row iy
+    bottom = tap(pad, 1, "bottom")
+    cv2.accumulateProduct(tap(step, 1, "diff"), fx3, bottom)  # row iy + 1
     bottom -= top
     cv2.accumulateProduct(bottom, fy3, top)  # 255 * cloth
-    if shading is not None:
-        sh3 = _interleave(shading[0, 0].expand(3, h, w), "sh")
-        top *= _upsample_visible(sh3, bh, bw, rows, cols, "up.sh")  # 255 * shaded cloth
+    if sh is not None:
+        top *= _triple(sh, "w3.a")  # 255 * shaded cloth
 
     # 255 * masked = rd + M_c (255 cloth - rd); 255 * out = masked + M_a (frame - masked)
     top -= rd
-    cv2.accumulateProduct(top, cm3, rd)  # rd (scratch) is now 255 * masked
-    region = frame.numpy()[fy0:fy1, fx0:fx1]  # (vh, vw, 3) uint8 view, written in place
-    out = np.subtract(region, rd, out=right, dtype=np.float32)
-    cv2.accumulateProduct(out, km3, rd)  # 255 * out
+    cv2.accumulateProduct(top, _triple(cm, "w3.a"), rd)  # rd (scratch) is now 255 * masked
+    out = np.subtract(region, rd, out=top, dtype=np.float32)
+    cv2.accumulateProduct(out, _triple(km, "w3.b"), rd)  # 255 * out
     out = rd
     out += 0.5
     cv2.threshold(out, 255.5, 0.0, cv2.THRESH_TRUNC, dst=out)  # min(out, 255.5)

@@ -4,6 +4,8 @@ Tolerance: the paths compute in float32, the reference in float64, so a uint8 by
 1 where the float32 value lands on the other side of a rounding boundary; never by more.
 """
 
+import importlib
+
 import cv2
 import numpy as np
 import pytest
@@ -14,6 +16,8 @@ import kernels
 from engine.errors import InputError
 from kernels.paste import paste, paste_ref
 from kernels.triton_mode import interpreter_requested
+
+paste_module = importlib.import_module("kernels.paste")  # ``kernels.paste`` is the op itself
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 needs_triton = pytest.mark.skipif(
@@ -85,6 +89,8 @@ CASES = {
     "one-pixel-box": ((9, 11), (4, 6, 1, 1), (5, 4), (7, 6), "contig"),
     "one-pixel-visible": ((9, 11), (-2, -2, 3, 3), (5, 4), (7, 6), "contig"),
     "one-column-visible": ((9, 11), (-20, -15, 21, 30), (5, 4), (7, 6), "contig"),
+    "one-row-visible": ((9, 11), (-3, -20, 10, 21), (5, 4), (7, 6), "contig"),
+    "several-strips": ((200, 260), (-12, -40, 251, 303), (16, 12), (41, 29), "contig"),
     "model-1x1": ((10, 12), (1, 2, 8, 6), (1, 1), (1, 1), "contig"),
     "strided-channels-last": ((21, 25), (-3, 5, 19, 20), (6, 7), (8, 10), "strided"),
     "fully-left": ((10, 12), (-8, 2, 8, 5), (4, 4), (5, 5), "contig"),
@@ -158,6 +164,44 @@ def test_opencv_resize_orders_all_match_the_full_resize(monkeypatch):
         assert (frame.int() - ref.int()).abs().max() <= 1
     # full box (20, 14); rows first: (w, bh) = (6, 140); columns first: (bw, h) = (160, 8)
     assert (20, 14) in sizes and (6, 140) in sizes and (160, 8) in sizes
+
+
+@pytest.mark.parametrize(
+    "box, frame_hw",
+    [((3, 2, 20, 14), (24, 30)), ((3, -60, 20, 140), (12, 40)), ((-70, 5, 160, 18), (40, 12))],
+    ids=["full", "rows-first", "columns-first"],
+)
+@pytest.mark.parametrize("shaded", [False, True], ids=["plain", "shaded"])
+def test_opencv_strips_are_bit_identical_to_one_pass(monkeypatch, box, frame_hw, shaded):
+    # The OpenCV path works through the box in strips of rows (the last one shorter); one row
+    # per strip must give the very bytes of one strip for the whole box, in every resize order.
+    frame, *rest = _inputs(frame_hw, (8, 6), (9, 9), seed=17)
+    gen = torch.Generator().manual_seed(18)
+    shading = torch.rand(1, 1, 8, 6, generator=gen) * 0.8 + 0.6 if shaded else None
+    ref = paste_ref(frame, box, *rest, shading=shading)
+    out = []
+    for pixels in (1, 3 * box[2] + 5, 2**30):  # a row per strip, 3 or more, every row
+        monkeypatch.setattr(paste_module, "_STRIP_PIXELS", pixels)
+        out.append(paste(frame.clone(), box, *rest, shading=shading, impl="opencv"))
+    assert torch.equal(out[0], out[2]) and torch.equal(out[1], out[2])
+    assert (out[0].int() - ref.int()).abs().max() <= 1
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("garment_hw", [(1, 1), (2, 3), (9, 7)])
+def test_positions_far_outside_the_garment_sample_zeros(impl, garment_hw):
+    # A grid reaching far past the texture on every side (positions clamped by the OpenCV
+    # path), and exactly onto its edges: the taps outside are 0, as grid_sample's zero padding.
+    frame, rendered, cm, km, garment, _ = _inputs((14, 16), (6, 5), garment_hw, seed=19)
+    gen = torch.Generator().manual_seed(20)
+    grid = torch.rand(1, 6, 5, 2, generator=gen) * 12 - 6
+    grid[0, 0, :, 0], grid[0, 1, :, 1] = -1.0, 1.0  # the texture's outer edges
+    grid[0, 2, :2] = torch.tensor([[-1 - 1 / garment_hw[1], 1 + 1 / garment_hw[0]]] * 2)
+    cm, km = torch.ones_like(cm), torch.zeros_like(km)  # all garment: the taps decide
+    args = [x.to(DEVICE) for x in (rendered, cm, km, garment, grid)]
+    ref = paste_ref(frame, (-2, 1, 17, 12), *args)
+    out = paste(frame.clone(), (-2, 1, 17, 12), *args, impl=impl)
+    assert (out.cpu().int() - ref.cpu().int()).abs().max() <= 1
 
 
 @pytest.mark.parametrize("impl", IMPLS)
