@@ -1,5 +1,6 @@
 """End-to-end stream FPS on the bundled 640x480 clip (latency mode, onnxruntime), CPU time per
-frame and pipeline efficiency (FPS x CPU ms per frame / (1000 x cores)), as one JSON line.
+frame, minor page faults per frame and pipeline efficiency (FPS x CPU ms per frame / (1000 x
+cores)), as one JSON line.
 
 Run from the root of any checkout (``python bench/stream_fps.py [POSE_EVERY]``), e.g. an older
 commit in a ``git worktree`` and this one, one after the other, to compare before and after.
@@ -24,6 +25,10 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _page_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def main(argv: list[str]) -> None:
     tracker = None
     if argv:  # imported here: an older checkout's detector may not take the argument
@@ -34,9 +39,10 @@ def main(argv: list[str]) -> None:
         session.set_garment(sample_garment_path())
         list(session.stream(sample_clip_path(), max_frames=16))  # warm-up: export, graphs
         session.reset_stats()
-        cpu0, t0 = _cpu_s(), time.perf_counter()
+        faults0, cpu0, t0 = _page_faults(), _cpu_s(), time.perf_counter()
         frames = sum(1 for _ in session.stream(sample_clip_path()))
         wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+        faults = _page_faults() - faults0
         stages = session.stats()["stages"]
     fps, cpu_ms = frames / wall, cpu / frames * 1e3
     print(json.dumps({
@@ -46,6 +52,7 @@ def main(argv: list[str]) -> None:
         "fps": round(fps, 2),
         "cpu_ms_per_frame": round(cpu_ms, 1),
         "efficiency": round(fps * cpu_ms / (1000 * (os.cpu_count() or 1)), 3),
+        "page_faults_per_frame": round(faults / frames),
         "stages_p50_ms": {name: round(s["p50_ms"], 1) for name, s in stages.items()},
     }))  # fmt: skip
 

@@ -118,11 +118,12 @@ class TryOnSession:
 
     Args:
         model: ``"demo"`` (the bundled generator) or a path to a weights file.
-        backend: ``"auto"``, ``"onnxruntime"`` or ``"torch"`` (``"tensorrt"`` runs exported
-            engines through :mod:`engine.backends`; the streaming window here uses the first
-            two). ``"auto"`` follows :func:`engine.backends.selection.choose_backend`.
-        precision: ``"auto"`` or ``"fp32"`` (the window backends compute in fp32; ``"fp16"``
-            is refused with a clear error rather than silently ignored).
+        backend: ``"auto"``, ``"tensorrt"``, ``"onnxruntime"`` or ``"torch"``: the streaming
+            runner of :mod:`engine.backends.streaming_runner`; ``"auto"`` follows
+            :func:`engine.backends.selection.choose_backend`. A backend that cannot run here
+            raises; another one is never substituted.
+        precision: ``"auto"`` (fp16 on CUDA, else fp32), ``"fp32"`` or ``"fp16"`` (CUDA only:
+            TensorRT, CUDA torch, onnxruntime's CUDA provider; refused on the CPU).
         window: frames T the generator sees at once (>= 1).
         mode: ``"latency"`` or ``"throughput"`` (see the module docstring).
         feather: Gaussian sigma, in model pixels, softening the pasted edge.
