@@ -57,7 +57,7 @@ import torch
 
 from engine.errors import InputError
 from engine.inputs.keypoint_mirror import host_keypoints, to_device
-from engine.inputs.tryon_region import ARM_RADIUS_RATIO, body_frame
+from engine.inputs.tryon_region import ARM_RADIUS_RATIO, host_body_frame
 from engine.keypoints import KEYPOINT_INDEX, check_keypoints, check_size, present_keypoints
 
 __all__ = [
@@ -141,6 +141,8 @@ def sample_mask(mask: torch.Tensor, points: np.ndarray) -> torch.Tensor:
     outside = (pts[:, 0] < 0) | (pts[:, 0] > w) | (pts[:, 1] < 0) | (pts[:, 1] > h)
     src = (pts - 0.5).astype(np.float32)  # pixel-centre origin
     src[outside] = 0.0  # any position: the value is replaced by -1
+    if mask.device.type == "cpu" and not mask.requires_grad:
+        return torch.from_numpy(_sample_host(mask.contiguous().numpy(), src, outside))
     packed = torch.from_numpy(np.concatenate([src, outside[:, None].astype(np.float32)], 1))
     packed = to_device(packed, mask.device)  # (N, 3): x, y, outside
     q = torch.round(packed[:, :2] * _SUBPIXEL)  # half to even, like OpenCV's cvRound
@@ -156,6 +158,29 @@ def sample_mask(mask: torch.Tensor, points: np.ndarray) -> torch.Tensor:
     gx, gy = 1.0 - fx, 1.0 - fy
     vals = v00 * (gy * gx) + v01 * (gy * fx) + v10 * (fy * gx) + v11 * (fy * fx)
     return torch.where(packed[:, 2] > 0.5, torch.full_like(vals, -1.0), vals)
+
+
+def _sample_host(mask: np.ndarray, src: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """:func:`sample_mask` on a host ``(H, W)`` float32 mask, in numpy: the same float32
+    operations in the same order (the same values), without a torch op per step. ``src`` (N, 2)
+    float32 positions with the pixel-centre origin, ``outside`` (N,) bool: (N,) float32."""
+    h, w = mask.shape
+    sub = np.float32(_SUBPIXEL)
+    q = np.round(src * sub)  # half to even, like OpenCV's cvRound (and torch.round)
+    base = np.floor(q / sub)
+    frac = (q - base * sub) / sub  # (N, 2) in [0, 1), exact
+    x0, y0 = base[:, 0].astype(np.int64), base[:, 1].astype(np.int64)
+    fx, fy = frac[:, 0], frac[:, 1]
+    xa, xb = np.clip(x0, 0, w - 1), np.clip(x0 + 1, 0, w - 1)
+    ya, yb = np.clip(y0, 0, h - 1), np.clip(y0 + 1, 0, h - 1)
+    flat = mask.reshape(-1)
+    v00, v01 = flat[ya * w + xa], flat[ya * w + xb]
+    v10, v11 = flat[yb * w + xa], flat[yb * w + xb]
+    one = np.float32(1.0)
+    gx, gy = one - fx, one - fy
+    vals = v00 * (gy * gx) + v01 * (gy * fx) + v10 * (fy * gx) + v11 * (fy * fx)
+    vals[outside] = -1.0
+    return vals
 
 
 class _Samples:
@@ -218,6 +243,16 @@ def _run(offs: np.ndarray, vals: np.ndarray, seek) -> tuple[float, float, str, s
     return offs[0] + lo * _STEP, offs[0] + hi * _STEP, why_lo, why_hi
 
 
+def _median(values: list[float]) -> float:
+    """``float(np.median(values))`` of a few floats, without numpy's overhead: the middle one,
+    or the mean of the middle two (``(a + b) / 2``, as numpy's mean of two)."""
+    if any(v != v for v in values):  # NaN: numpy's answer
+        return float(np.median(values))
+    s = sorted(float(v) for v in values)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
+
+
 def _cross(a: np.ndarray, b: np.ndarray, t: float) -> float | None:
     """x of the body-frame segment a -> b ((x, t) pairs) at ``t``, or None."""
     if (a[1] - t) * (b[1] - t) > 0 or abs(b[1] - a[1]) < 1e-9:
@@ -260,7 +295,7 @@ def body_outline(
         mask = person_mask.detach().reshape(height, width).to(torch.float32)
 
     kp = host_keypoints(keypoints)
-    bf = body_frame(kp[None], height)
+    bf = host_body_frame(kp[None], height)
     present = present_keypoints(kp).numpy()
     f64 = lambda v: v[0].numpy().astype(np.float64)  # noqa: E731
     m = 0.5 * (f64(bf.r_shoulder) + f64(bf.l_shoulder))
@@ -362,7 +397,7 @@ def body_outline(
             elif ok_lo or ok_hi:
                 widths.append(2 * (-lo if ok_lo else hi))
         if widths:
-            wmed = float(np.median(widths))
+            wmed = _median(widths)
             if 0.08 * sw <= wmed <= 0.45 * sw:
                 arm_w[side], arm_conf[side] = wmed, MEASURED
 

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from engine.errors import InputError
 from engine.inputs.body_outline import BodyOutline
 from engine.inputs.keypoint_mirror import host_keypoints, to_device
-from engine.inputs.tryon_region import body_frame
+from engine.inputs.scratch import scratch
+from engine.inputs.tryon_region import body_frame, host_body_frame
 from engine.keypoints import KEYPOINT_INDEX, check_keypoints, check_size, present_keypoints
 
 __all__ = [
@@ -331,7 +332,9 @@ def body_anchor_points(
     ):
         raise InputError("sleeve_fraction", "a finite float", sleeve_fraction)
     batched = keypoints.ndim == 3
-    bf = body_frame(keypoints.reshape(-1, 18, 3), height if height is not None else 10**9)
+    kp = keypoints.reshape(-1, 18, 3)
+    frame_of = host_body_frame if kp.device.type == "cpu" and not kp.requires_grad else body_frame
+    bf = frame_of(kp, height if height is not None else 10**9)
     sw = bf.shoulder_width[:, None]
     u, d = bf.across, bf.down
     rs, ls = bf.r_shoulder, bf.l_shoulder
@@ -425,19 +428,36 @@ def _run_halfwidth(alpha: np.ndarray, centre: np.ndarray, normal: np.ndarray, re
     mid = int(np.argmin(np.abs(offs)))
     if not inside[mid]:
         return None
-    lo = hi = mid
-    while lo > 0 and inside[lo - 1]:
-        lo -= 1
-    while hi < len(offs) - 1 and inside[hi + 1]:
-        hi += 1
+    gaps = np.flatnonzero(~inside)  # the run through mid lies between two of these
+    before, after = gaps[gaps < mid], gaps[gaps > mid]
+    lo = int(before[-1]) + 1 if before.size else 0
+    hi = int(after[0]) - 1 if after.size else len(offs) - 1
     return -offs[lo], offs[hi]
 
 
+_HAS_SLEEVE: dict[tuple, bool] = {}
+_HAS_SLEEVE_LOCK = threading.Lock()
+_HAS_SLEEVE_SIZE = 32
+
+
 def _has_sleeve(gp: torch.Tensor, side: int) -> bool:
+    """Whether the garment of landmarks ``gp`` (10, 2) has a sleeve on ``side`` (its end 5% of
+    the garment's shoulder width or more from its root); remembered by the landmarks' values
+    (a stream asks twice a frame about the same garment)."""
+    key = (gp.detach().cpu().numpy().tobytes(), gp.dtype, str(gp.device), side)
+    with _HAS_SLEEVE_LOCK:
+        hit = _HAS_SLEEVE.get(key)
+    if hit is not None:
+        return hit
     sleeve, shoulder, armpit = ((_VR, _SR, _AR), (_VL, _SL, _AL))[side]
     g_sw = float((gp[_SL] - gp[_SR]).norm())
     root = 0.5 * (gp[shoulder] + gp[armpit])
-    return float((gp[sleeve] - root).norm()) >= 0.05 * max(g_sw, 1.0)
+    has = float((gp[sleeve] - root).norm()) >= 0.05 * max(g_sw, 1.0)
+    with _HAS_SLEEVE_LOCK:
+        if len(_HAS_SLEEVE) >= _HAS_SLEEVE_SIZE:
+            _HAS_SLEEVE.pop(next(iter(_HAS_SLEEVE)))  # the oldest
+        _HAS_SLEEVE[key] = has
+    return has
 
 
 def _rot90(v: np.ndarray) -> np.ndarray:
@@ -513,7 +533,7 @@ def fit_points(
         return empty, empty
     gp = garment_points.detach().to("cpu", torch.float64).numpy()
     tg = targets.to(torch.float64).numpy()
-    bf = body_frame(kp[None], height)
+    bf = host_body_frame(kp[None], height)
     sw = float(bf.shoulder_width[0])
     u = bf.across[0].double().numpy()
     down = bf.down[0].double().numpy()
@@ -535,7 +555,6 @@ def fit_points(
         tgt.append(0.5 * (tg[_AR] + tg[_AL]))
 
     # Sleeves.
-    alpha = None if garment_alpha is None else garment_alpha.detach().cpu().numpy()
     g_len = float(np.linalg.norm(0.5 * (gp[_HR] + gp[_HL]) - 0.5 * (gp[_SR] + gp[_SL])))
     present = present_keypoints(kp).numpy()
     hips = (KEYPOINT_INDEX["right_hip"], KEYPOINT_INDEX["left_hip"])
@@ -549,6 +568,7 @@ def fit_points(
     elbows = (bf.r_elbow[0].double().numpy(), bf.l_elbow[0].double().numpy())
     conf_elbow = bf.conf_elbow[0].numpy()
     torso = (np.asarray(src), np.asarray(tgt))  # the pairs a sleeve at rest follows
+    rest_spline = None  # their spline, fitted when a sleeve first needs it
     for side, (v, s, a) in enumerate(((_VR, _SR, _AR), (_VL, _SL, _AL))):
         if sleeve_follow is None:  # one frame: follow the arm or leave the sleeve unconstrained
             weight = 1.0 if conf_elbow[side] >= SLEEVE_ELBOW_MIN else 0.0
@@ -577,11 +597,13 @@ def fit_points(
             continue
         length = g_sleeve / g_len * b_len
         half_b = 0.5 * SLEEVE_EASE * float(outline.arm_width[side])
-        s_pts, f_pts = _sleeve_pairs(g_root, g_vec, alpha, path, length, half_b)
+        s_pts, f_pts = _sleeve_pairs(g_root, g_vec, garment_alpha, path, length, half_b)
         if f_pts is None or weight < 1.0:  # blend with where the torso carries it (at rest)
             if len(torso[0]) < 3:
                 continue
-            rest = _spline_map(torso[0], torso[1], np.asarray(s_pts))
+            if rest_spline is None:
+                rest_spline = _Spline(torso[0], torso[1])
+            rest = rest_spline(np.asarray(s_pts))
             f_pts = rest if f_pts is None else weight * np.asarray(f_pts) + (1 - weight) * rest
         src += list(s_pts)
         tgt += list(f_pts)
@@ -589,13 +611,10 @@ def fit_points(
     return to(src), to(tgt)
 
 
-def _sleeve_pairs(g_root, g_vec, alpha, path, length, half_b):
+def _sleeve_pairs(g_root, g_vec, garment_alpha, path, length, half_b):
     """One sleeve's garment points and, given the arm ``path`` (body root, elbow, wrist), their
-    targets along it (:func:`fit_points`'s rules; ``alpha`` the garment mask or None);
-    ``path=None``: the points of ``n = 4`` and no targets (None)."""
-    g_sleeve = float(np.linalg.norm(g_vec))
-    g_dir = g_vec / max(g_sleeve, 1e-9)
-    g_n = _rot90(g_dir)
+    targets along it (:func:`fit_points`'s rules; ``garment_alpha`` the garment mask tensor or
+    None); ``path=None``: the points of ``n = 4`` and no targets (None)."""
     n, seg, dirs, total = 4, None, None, 0.0
     if path is not None:
         seg = [float(np.linalg.norm(q - p)) for p, q in zip(path, path[1:], strict=False)]
@@ -603,22 +622,57 @@ def _sleeve_pairs(g_root, g_vec, alpha, path, length, half_b):
         total = sum(seg)
         length = min(length, total)
         n = 6 if length > seg[0] + 1e-6 else 4
-    src, tgt = [], []
+    src = list(_sleeve_sources(garment_alpha, g_root, g_vec, n))
+    if path is None:
+        return src, None
+    tgt = []
+    for k in range(1, n + 1):
+        f = k / n
+        at = f * length
+        i = 0 if at <= seg[0] or len(seg) == 1 else 1
+        start = 0.0 if i == 0 else seg[0]
+        point = path[i] + min(at - start, seg[i]) * dirs[i]
+        tangent = dirs[i]
+        if len(dirs) > 1 and abs(at - seg[0]) < 0.15 * total:  # at the elbow: mean direction
+            mean = dirs[0] + dirs[1]
+            if np.linalg.norm(mean) > 1e-6:
+                tangent = mean / np.linalg.norm(mean)
+        tgt.append(point)
+        if f < 0.5:
+            continue
+        b_n = _rot90(tangent)
+        tgt += [point - half_b * b_n, point + half_b * b_n]
+    return src, tgt
+
+
+_SLEEVE_SOURCES: dict[tuple, tuple] = {}
+_SLEEVE_SOURCES_LOCK = threading.Lock()
+_SLEEVE_SOURCES_SIZE = 16
+
+
+def _sleeve_sources(
+    garment_alpha: torch.Tensor | None, g_root: np.ndarray, g_vec: np.ndarray, n: int
+) -> tuple[np.ndarray, ...]:
+    """A sleeve's garment points for :func:`_sleeve_pairs` (read-only (2,) float64 arrays, in
+    its order: per ``k`` of ``1..n`` the point ``k / n`` of the way root -> sleeve end, then
+    from ``k / n >= 0.5`` its two edges on the garment mask). They depend on the garment only,
+    so they are remembered per mask (its identity and version), sleeve and ``n``: a stream
+    measures each sleeve's widths on the mask once instead of every frame."""
+    version = None if garment_alpha is None else garment_alpha._version
+    key = (id(garment_alpha), version, g_root.tobytes(), g_vec.tobytes(), n)
+    with _SLEEVE_SOURCES_LOCK:
+        hit = _SLEEVE_SOURCES.get(key)
+    if hit is not None and hit[0] is garment_alpha:
+        return hit[1]
+    alpha = None if garment_alpha is None else garment_alpha.detach().cpu().numpy()
+    g_sleeve = float(np.linalg.norm(g_vec))
+    g_dir = g_vec / max(g_sleeve, 1e-9)
+    g_n = _rot90(g_dir)
+    src = []
     for k in range(1, n + 1):
         f = k / n
         g_point = g_root + f * g_vec
         src.append(g_point)
-        if path is not None:
-            at = f * length
-            i = 0 if at <= seg[0] or len(seg) == 1 else 1
-            start = 0.0 if i == 0 else seg[0]
-            point = path[i] + min(at - start, seg[i]) * dirs[i]
-            tangent = dirs[i]
-            if len(dirs) > 1 and abs(at - seg[0]) < 0.15 * total:  # at the elbow: mean direction
-                mean = dirs[0] + dirs[1]
-                if np.linalg.norm(mean) > 1e-6:
-                    tangent = mean / np.linalg.norm(mean)
-            tgt.append(point)
         if f < 0.5:
             continue
         g_half = None
@@ -627,27 +681,37 @@ def _sleeve_pairs(g_root, g_vec, alpha, path, length, half_b):
         if g_half is None:
             g_half = (0.35 * g_sleeve, 0.35 * g_sleeve)
         src += [g_point - g_half[0] * g_n, g_point + g_half[1] * g_n]
-        if path is not None:
-            b_n = _rot90(tangent)
-            tgt += [point - half_b * b_n, point + half_b * b_n]
-    return src, (tgt if path is not None else None)
+    for point in src:
+        point.flags.writeable = False
+    out = tuple(src)
+    with _SLEEVE_SOURCES_LOCK:
+        if len(_SLEEVE_SOURCES) >= _SLEEVE_SOURCES_SIZE:
+            _SLEEVE_SOURCES.pop(next(iter(_SLEEVE_SOURCES)))  # the oldest
+        _SLEEVE_SOURCES[key] = (garment_alpha, out)  # the mask held: its id is not reused
+    return out
 
 
-def _spline_map(source: np.ndarray, target: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Where the thin-plate spline through ``source -> target`` ((N, 2) pixels each) carries
-    ``points`` ((M, 2)): (M, 2) float64. Fitted on coordinates centred and scaled by the sources'
-    spread, with :func:`tps_grid`'s regularization."""
-    s = torch.from_numpy(np.asarray(source, np.float64).reshape(-1, 2))
-    t = torch.from_numpy(np.asarray(target, np.float64).reshape(-1, 2))
-    q = torch.from_numpy(np.asarray(points, np.float64).reshape(-1, 2))
-    centre = s.mean(dim=0)
-    scale = 1.0 / max(float((s - centre).abs().max()), 1e-9)
-    s, q = (s - centre) * scale, (q - centre) * scale
-    n = s.shape[0]
-    coef = _tps_solve(s, t, 1e-4)
-    u = _tps_kernel(torch.cdist(q, s) ** 2)  # (M, N)
-    out = u @ coef[:n] + coef[n] + q[:, :1] * coef[n + 1] + q[:, 1:] * coef[n + 2]
-    return out.numpy()
+class _Spline:
+    """The thin-plate spline through ``source -> target`` ((N, 2) pixels each), fitted once on
+    coordinates centred and scaled by the sources' spread, with :func:`tps_grid`'s
+    regularization; calling it maps (M, 2) points: (M, 2) float64 (both sleeves' rest positions
+    come from the same torso pairs: one solve)."""
+
+    def __init__(self, source: np.ndarray, target: np.ndarray) -> None:
+        s = torch.from_numpy(np.asarray(source, np.float64).reshape(-1, 2))
+        t = torch.from_numpy(np.asarray(target, np.float64).reshape(-1, 2))
+        self.centre = s.mean(dim=0)
+        self.scale = 1.0 / max(float((s - self.centre).abs().max()), 1e-9)
+        self.s = (s - self.centre) * self.scale
+        self.coef = _tps_solve(self.s, t, 1e-4)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        q = torch.from_numpy(np.asarray(points, np.float64).reshape(-1, 2))
+        q = (q - self.centre) * self.scale
+        coef, n = self.coef, self.s.shape[0]
+        u = _tps_kernel(torch.cdist(q, self.s) ** 2)  # (M, N)
+        out = u @ coef[:n] + coef[n] + q[:, :1] * coef[n + 1] + q[:, 1:] * coef[n + 2]
+        return out.numpy()
 
 
 def _flared_elbow(
@@ -674,7 +738,9 @@ _TEXTURES_SIZE = 4
 def _texture(garment: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """``(alpha (Hg, Wg) on the CPU, premultiplied RGBA (4, Hg, Wg) on device)`` float32 of
     ``garment``, made once per garment (its identity and version) and device: a stream warps the
-    same garment every frame (on CUDA this saves moving its texture up each time)."""
+    same garment every frame (on CUDA this saves moving its texture up each time). On the CPU
+    the RGBA is stored channels last (``grid_sample`` reads it in place, the same values; with
+    the texture out of cache between frames, the warp's sampling takes half the time)."""
     key = (id(garment), garment._version, str(device))
     with _TEXTURES_LOCK:
         hit = _TEXTURES.get(key)
@@ -682,6 +748,8 @@ def _texture(garment: torch.Tensor, device: torch.device) -> tuple[torch.Tensor,
         return hit[1], hit[2]
     alpha = garment_mask(garment)
     rgba = torch.cat([garment[:3].detach().to("cpu", torch.float32) * alpha, alpha[None]], dim=0)
+    if device.type == "cpu":  # channels last: a bilinear tap's four channels in one cache line
+        rgba = rgba.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # (4, Hg, Wg) view
     rgba = rgba.to(device)
     with _TEXTURES_LOCK:
         if len(_TEXTURES) >= _TEXTURES_SIZE:
@@ -768,7 +836,15 @@ def tps_grid(
     gy = (torch.arange(height, dtype=f32, device=device) + 0.5) * (2.0 / height) - 1.0  # (H,)
     dx2 = (gx[:, None] - tc[:, 0]) ** 2  # (W, N)
     dy2 = (gy[:, None] - tc[:, 1]) ** 2  # (H, N)
-    u = _tps_kernel(dy2[:, None, :] + dx2[None, :, :])  # (H, W, N)
+    if device.type == "cpu" and not (torch.is_grad_enabled() and tc.requires_grad):
+        # The (H, W, N) temporaries in this thread's scratch buffers (fresh ones would fault
+        # their pages in every frame); the same operations as _tps_kernel, in place.
+        r2 = scratch("tps_r2", (height, width, n), device=device)
+        torch.add(dy2[:, None, :], dx2[None, :, :], out=r2)  # (H, W, N)
+        u = torch.clamp_min(r2, 1e-20, out=scratch("tps_u", (height, width, n), device=device))
+        u = u.log_().mul_(r2)  # r^2 log r^2
+    else:
+        u = _tps_kernel(dy2[:, None, :] + dx2[None, :, :])  # (H, W, N)
     out = u @ coef[:n]  # (H, W, 2)
     out += coef[n] + gx[None, :, None] * coef[n + 1] + gy[:, None, None] * coef[n + 2]
     return out[None]  # (1, H, W, 2)

@@ -25,7 +25,7 @@ import torch
 from engine.errors import InputError
 from engine.inputs.body_outline import BodyOutline
 from engine.inputs.keypoint_mirror import host_keypoints
-from engine.inputs.tryon_region import body_frame
+from engine.inputs.tryon_region import host_body_frame
 from engine.keypoints import check_keypoints, check_size
 from engine.perception.one_euro import OneEuroFilter
 
@@ -80,7 +80,7 @@ class OutlineSmoother:
         if not outline.valid:
             self.reset()
             return outline
-        bf = body_frame(host_keypoints(keypoints)[None], height)
+        bf = host_body_frame(host_keypoints(keypoints)[None], height)
         sw = float(bf.shoulder_width[0])
         if sw <= 0:
             return outline

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from engine.errors import InputError
@@ -94,29 +95,43 @@ def render_pose_maps(
     # is stored as 0). One small vectorized block per present limb.
     limbs = maps[:, NUM_KEYPOINTS:]  # (B, L, H, W)
     limbs.zero_()
-    a = xy[:, _LIMB_A]  # (B, L, 2)
-    b = xy[:, _LIMB_B]
-    # The boxes from the keypoints' host values (no wait for the device).
-    host = host_keypoints(kp).reshape(-1, NUM_KEYPOINTS, 3)
-    host_present = present_keypoints(host)
-    host_xy = torch.where(host_present[..., None], host[..., :2], torch.zeros_like(host[..., :2]))
+    # The boxes from the keypoints' host values (no wait for the device); on the CPU those are
+    # the keypoints themselves.
+    on_host = device.type == "cpu"
+    if on_host:
+        host_present, host_xy = present, xy
+    else:
+        host = host_keypoints(kp).reshape(-1, NUM_KEYPOINTS, 3)
+        host_present = present_keypoints(host)
+        host_xy = host[..., :2]
+        host_xy = torch.where(host_present[..., None], host_xy, torch.zeros_like(host_xy))
     ok = host_present[:, _LIMB_A] & host_present[:, _LIMB_B]  # (B, L)
     margin = CUTOFF_SIGMAS * float(sigma)
-    ha, hb = host_xy[:, _LIMB_A], host_xy[:, _LIMB_B]
+    ha, hb = host_xy[:, _LIMB_A], host_xy[:, _LIMB_B]  # (B, L, 2)
     lo = (torch.minimum(ha, hb) - margin).clamp(-1.0, 1e7).floor().to(torch.int64)
     hi = (torch.maximum(ha, hb) + margin).clamp(-1.0, 1e7).ceil().to(torch.int64)
     lo_x, lo_y = lo[..., 0].clamp(0, width), lo[..., 1].clamp(0, height)
     hi_x, hi_y = hi[..., 0].clamp(0, width), hi[..., 1].clamp(0, height)
     boxes = torch.stack([lo_x, hi_x, lo_y, hi_y], dim=-1)[ok].tolist()
+    if on_host:  # the ends as float32 host scalars: the same float32 arithmetic, no 0-d ops
+        a, b = ha.numpy(), hb.numpy()
+    else:
+        a, b = xy[:, _LIMB_A], xy[:, _LIMB_B]  # (B, L, 2) on the device
     for (bi, li), (x0, x1, y0, y1) in zip(ok.nonzero().tolist(), boxes, strict=True):
         if x1 <= x0 or y1 <= y0:
             continue
         ax, ay = a[bi, li, 0], a[bi, li, 1]
         abx, aby = b[bi, li, 0] - ax, b[bi, li, 1] - ay
-        len2 = (abx * abx + aby * aby).clamp_min(1e-12)
+        len2 = abx * abx + aby * aby
+        if on_host:
+            len2 = max(len2, np.float32(1e-12))
+            ax, ay, abx, aby, sx, sy = map(float, (ax, ay, abx, aby, abx / len2, aby / len2))
+        else:
+            len2 = len2.clamp_min(1e-12)
+            sx, sy = abx / len2, aby / len2
         apx = (xs[x0:x1] - ax)[None, :]  # (1, w)
         apy = (ys[y0:y1] - ay)[:, None]  # (h, 1)
-        t = ((apx * (abx / len2)) + (apy * (aby / len2))).clamp_(0.0, 1.0)  # (h, w)
+        t = ((apx * sx) + (apy * sy)).clamp_(0.0, 1.0)  # (h, w)
         dx = apx - t * abx
         dy = apy - t * aby
         limbs[bi, li, y0:y1, x0:x1] = torch.exp_((dx * dx).add_(dy * dy).mul_(inv))

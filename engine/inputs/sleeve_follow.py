@@ -25,7 +25,7 @@ import torch
 from engine.errors import InputError
 from engine.inputs.garment import SLEEVE_ELBOW_MIN
 from engine.inputs.keypoint_mirror import host_keypoints
-from engine.inputs.tryon_region import body_frame
+from engine.inputs.tryon_region import host_body_frame
 from engine.keypoints import check_keypoints, check_size
 
 __all__ = ["BLEND_FRAMES", "FOLLOW_OFF", "FOLLOW_ON", "ON_FRAMES", "SleeveFollow"]
@@ -96,8 +96,7 @@ class SleeveFollow:
         """
         check_keypoints(keypoints, max_ndim=2)
         height = check_size(height, "height")
-        conf = body_frame(host_keypoints(keypoints)[None], height).conf_elbow[0]
-        conf = [float(c) for c in conf]
+        conf = host_body_frame(host_keypoints(keypoints)[None], height).conf_elbow[0].tolist()
         if self.following is None:
             self.following = [c >= SLEEVE_ELBOW_MIN for c in conf]
             self.weights = tuple(1.0 if f else 0.0 for f in self.following)
