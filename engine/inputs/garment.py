@@ -758,9 +758,12 @@ def _texture(garment: torch.Tensor, device: torch.device) -> tuple[torch.Tensor,
     return alpha, rgba
 
 
-def _tps_kernel(r2: torch.Tensor) -> torch.Tensor:
-    """Thin-plate radial basis ``U = r^2 log r^2`` (0 at r = 0)."""
-    return r2 * torch.log(r2.clamp_min(1e-20))
+def _tps_kernel(r2: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Thin-plate radial basis ``U = r^2 log r^2`` (0 at r = 0); into ``out`` (same shape as
+    ``r2``, not ``r2`` itself) when given, the same values."""
+    if out is None:
+        return r2 * torch.log(r2.clamp_min(1e-20))
+    return torch.clamp_min(r2, 1e-20, out=out).log_().mul_(r2)
 
 
 def _tps_solve(ctrl: torch.Tensor, values: torch.Tensor, regularization: float) -> torch.Tensor:
@@ -838,11 +841,10 @@ def tps_grid(
     dy2 = (gy[:, None] - tc[:, 1]) ** 2  # (H, N)
     if device.type == "cpu" and not (torch.is_grad_enabled() and tc.requires_grad):
         # The (H, W, N) temporaries in this thread's scratch buffers (fresh ones would fault
-        # their pages in every frame); the same operations as _tps_kernel, in place.
+        # their pages in every frame).
         r2 = scratch("tps_r2", (height, width, n), device=device)
         torch.add(dy2[:, None, :], dx2[None, :, :], out=r2)  # (H, W, N)
-        u = torch.clamp_min(r2, 1e-20, out=scratch("tps_u", (height, width, n), device=device))
-        u = u.log_().mul_(r2)  # r^2 log r^2
+        u = _tps_kernel(r2, out=scratch("tps_u", (height, width, n), device=device))
     else:
         u = _tps_kernel(dy2[:, None, :] + dx2[None, :, :])  # (H, W, N)
     out = u @ coef[:n]  # (H, W, 2)
