@@ -152,7 +152,7 @@ def host_body_frame(keypoints: torch.Tensor, height: int) -> BodyFrame:
     entries = _RECENT.entries
     frame = entries.get(key)
     if frame is None:
-        frame = _body_frame_host(kp, height)
+        frame = _body_frame(kp, height)
         if len(entries) >= _RecentFrames.SIZE:
             entries.pop(next(iter(entries)))  # the oldest
         entries[key] = frame
@@ -259,103 +259,6 @@ def _body_frame(keypoints: torch.Tensor, height: int) -> BodyFrame:
         conf_hip=ch * v[:, None],
         conf_elbow=ce * v[:, None],
         conf_neck=cn * v,
-    )
-
-
-def _body_frame_host(keypoints: torch.Tensor, height: int) -> BodyFrame:
-    """:func:`_body_frame` of CPU keypoints in numpy float32: the same operations on the same
-    values in the same order (elementwise float32 arithmetic, ``minimum``, ``where``; the two
-    norms through torch, whose fused rounding numpy does not reproduce), so the same bits in a
-    third of the time (some sixty torch ops on two-element tensors, each a few microseconds)."""
-    with np.errstate(all="ignore"):  # overflowing keypoints give inf and nan, as in torch
-        return _body_frame_numpy(keypoints, height)
-
-
-def _body_frame_numpy(keypoints: torch.Tensor, height: int) -> BodyFrame:
-    kp_t = keypoints.detach().to(torch.float32)
-    p = present_keypoints(kp_t).numpy()  # (B, 18)
-    kp = kp_t.numpy()
-    f32 = np.float32
-    conf = np.where(p, kp[..., 2], f32(0.0))
-    xy = np.where(p[..., None], kp[..., :2], f32(0.0))
-
-    def pick(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.where(mask[:, None], a, b)
-
-    def norm(v: np.ndarray) -> np.ndarray:  # (B, 2) -> (B,), torch's rounding
-        return torch.from_numpy(np.ascontiguousarray(v)).norm(dim=-1).numpy()
-
-    rs, ls, neck_kp = xy[:, _RS], xy[:, _LS], xy[:, _NECK]
-    has_rs, has_ls, has_neck = p[:, _RS], p[:, _LS], p[:, _NECK]
-    both = has_rs & has_ls
-    neck = pick(has_neck, neck_kp, f32(0.5) * (rs + ls))
-    rs_full = pick(has_rs, rs, f32(2.0) * neck_kp - ls)
-    ls_full = pick(has_ls, ls, f32(2.0) * neck_kp - rs)
-    valid = both | (has_neck & (has_rs | has_ls))
-    across_vec = ls_full - rs_full
-    sw = norm(across_vec)
-    valid = valid & (sw >= f32(MIN_SHOULDER_WIDTH))
-    across = across_vec / np.maximum(sw, f32(1e-6))[:, None]
-
-    mid_s = f32(0.5) * (rs_full + ls_full)
-    rh, lh = xy[:, _RH], xy[:, _LH]
-    has_rh, has_lh = p[:, _RH], p[:, _LH]
-    both_hips = has_rh & has_lh
-    perp = np.stack([-across[:, 1], across[:, 0]], axis=-1)
-    perp = np.where(perp[:, 1:2] < 0, -perp, perp)
-    to_hips = f32(0.5) * (rh + lh) - mid_s
-    to_hips_len = norm(to_hips)
-    use_hips = both_hips & (to_hips_len > f32(1e-3))
-    down = pick(use_hips, to_hips / np.maximum(to_hips_len, f32(1e-6))[:, None], perp)
-
-    hip_offset = f32(HIP_WIDTH_RATIO) * sw[:, None] * across
-    dy = down[:, 1]
-    to_bottom = np.where(
-        dy > f32(1e-6), (f32(height) - mid_s[:, 1]) / np.maximum(dy, f32(1e-6)), f32(1e9)
-    )
-    to_bottom = np.maximum(to_bottom, f32(0.0))
-    length = np.minimum(f32(TORSO_LENGTH_RATIO) * sw, to_bottom)[:, None]
-    rh_none, lh_none = rs_full + length * down, ls_full + length * down
-    rh_full = np.where(has_rh[:, None], rh, np.where(has_lh[:, None], lh - hip_offset, rh_none))
-    lh_full = np.where(has_lh[:, None], lh, np.where(has_rh[:, None], rh + hip_offset, lh_none))
-
-    c = conf
-    half = f32(0.5)
-    cs = np.stack(
-        [
-            np.where(has_rs, c[:, _RS], half * np.minimum(c[:, _LS], c[:, _NECK])),
-            np.where(has_ls, c[:, _LS], half * np.minimum(c[:, _RS], c[:, _NECK])),
-        ],
-        axis=-1,
-    )
-    base = half * cs.min(axis=-1)
-    ch = np.stack(
-        [
-            np.where(has_rh, c[:, _RH], np.where(has_lh, half * c[:, _LH], base)),
-            np.where(has_lh, c[:, _LH], np.where(has_rh, half * c[:, _RH], base)),
-        ],
-        axis=-1,
-    )
-    ce = np.stack([np.minimum(c[:, _RE], cs[:, 0]), np.minimum(c[:, _LE], cs[:, 1])], -1)
-    cn = np.where(has_neck, c[:, _NECK], half * cs.min(axis=-1))
-    v = valid.astype(np.float32)
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
-    return BodyFrame(
-        valid=t(valid),
-        neck=t(neck),
-        r_shoulder=t(rs_full),
-        l_shoulder=t(ls_full),
-        r_hip=t(rh_full),
-        l_hip=t(lh_full),
-        r_elbow=t(xy[:, _RE]),
-        l_elbow=t(xy[:, _LE]),
-        shoulder_width=t(sw),
-        down=t(down),
-        across=t(across),
-        conf_shoulder=t(cs * v[:, None]),
-        conf_hip=t(ch * v[:, None]),
-        conf_elbow=t(ce * v[:, None]),
-        conf_neck=t(cn * v),
     )
 
 
@@ -737,15 +640,6 @@ def clothing_shading(
     # An empty area needs no test (which would wait for the device): every pixel is then
     # outside it and gets the 1.0 below.
     a = (area.detach().to(frame.device, torch.float32).reshape(h, w) > 0.5).float()
-    sigmas = (
-        fine_sigma if fine_sigma is not None else max(h / 96, 0.5),
-        coarse_sigma if coarse_sigma is not None else max(h / 8, 1.0),
-    )
-    if frame.device.type == "cpu" and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        for v in (*sigmas, *limits)
-    ):
-        return _clothing_shading_host(y, a, strength, sigmas, limits)
     stack = torch.stack([y * a, a])[None].contiguous()  # (1, 2, H, W)
 
     def blur(sigma: float) -> torch.Tensor:
@@ -754,39 +648,8 @@ def clothing_shading(
         out = gaussian_blur(stack, k, sigma)[0]
         return out[0] / out[1].clamp_min(1e-4)
 
-    fine = blur(sigmas[0])
-    coarse = blur(sigmas[1])
+    fine = blur(fine_sigma if fine_sigma is not None else max(h / 96, 0.5))
+    coarse = blur(coarse_sigma if coarse_sigma is not None else max(h / 8, 1.0))
     ratio = fine / coarse.clamp_min(1e-4)
     shading = (1.0 + strength * (ratio - 1.0)).clamp(*limits)
     return torch.where(a > 0, shading, torch.ones_like(shading))[None]
-
-
-def _clothing_shading_host(
-    y: torch.Tensor,
-    a: torch.Tensor,
-    strength: float,
-    sigmas: tuple[float, float],
-    limits: tuple[float, float],
-) -> torch.Tensor:
-    """:func:`clothing_shading` after its luminance ``y`` and area ``a`` ((H, W) float32 CPU):
-    the same OpenCV blurs as ``kernels.gaussian_blur``'s CPU path, on one (H, W, 2) array made
-    here (no per-call layout copies), and the same float32 arithmetic in numpy; ``(1, H, W)``."""
-    h, w = y.shape
-    f32 = np.float32
-    stack = torch.stack([y * a, a], dim=-1).numpy()  # (H, W, 2): Y A, A
-    area = stack[..., 1]
-
-    def blur(sigma: float) -> np.ndarray:
-        k = 2 * math.ceil(3 * sigma) + 1
-        k = max(1, min(k, 2 * ((min(h, w) - 1) // 2) + 1))
-        out = cv2.GaussianBlur(stack, (k, k), sigmaX=float(sigma), sigmaY=float(sigma),
-                               borderType=cv2.BORDER_REFLECT_101)  # fmt: skip
-        return out[..., 0] / np.maximum(out[..., 1], f32(1e-4))
-
-    with np.errstate(all="ignore"):  # nan and inf pass as in torch
-        fine, coarse = blur(sigmas[0]), blur(sigmas[1])
-        ratio = fine / np.maximum(coarse, f32(1e-4))
-        shading = np.clip(f32(1.0) + f32(strength) * (ratio - f32(1.0)), f32(limits[0]),
-                          f32(limits[1]))  # fmt: skip
-    out = np.where(area > 0, shading, f32(1.0))
-    return torch.from_numpy(out)[None]

@@ -77,18 +77,6 @@ def test_median_of_a_few_floats_equals_numpy():
     assert np.isnan(bo._median([1.0, float("nan")]))
 
 
-def test_host_body_frame_equals_the_torch_geometry():
-    poses = _random_poses(np.random.default_rng(3), 700)
-    for height in (H, 40, 1000):
-        for kp in (poses[i : i + 1] for i in range(len(poses))):
-            want, got = tr._body_frame(kp, height), tr._body_frame_host(kp, height)
-            for name, a, b in zip(want._fields, want, got, strict=True):
-                assert a.dtype == b.dtype and torch.equal(a, b), name
-    batched = tr._body_frame_host(poses[:5], H)
-    assert all(torch.equal(a, b) for a, b in zip(tr._body_frame(poses[:5], H), batched,
-                                                 strict=True))  # fmt: skip
-
-
 def test_host_body_frame_is_shared_and_body_frame_copies():
     kp = _random_poses(np.random.default_rng(4), 1)
     shared = tr.host_body_frame(kp, H)
@@ -198,44 +186,6 @@ def test_fit_points_repeat_gives_the_same_pairs():
         first = fit_points(gp, kp, outline, H, garment_alpha=alpha, sleeve_follow=follow)
         second = fit_points(gp, kp, outline, H, garment_alpha=alpha, sleeve_follow=follow)
         assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
-
-
-def _shading_ref(frame, area, strength=1.0, fine_sigma=None, coarse_sigma=None,
-                 limits=(0.6, 1.4)):  # fmt: skip
-    """clothing_shading through kernels.gaussian_blur, as on any device."""
-    import math
-
-    from kernels import gaussian_blur
-
-    _, h, w = frame.shape
-    y = 0.299 * frame[0] + 0.587 * frame[1] + 0.114 * frame[2]
-    a = (area.reshape(h, w) > 0.5).float()
-    stack = torch.stack([y * a, a])[None].contiguous()
-
-    def blur(sigma):
-        k = max(1, min(2 * math.ceil(3 * sigma) + 1, 2 * ((min(h, w) - 1) // 2) + 1))
-        out = gaussian_blur(stack, k, sigma)[0]
-        return out[0] / out[1].clamp_min(1e-4)
-
-    fine = blur(fine_sigma if fine_sigma is not None else max(h / 96, 0.5))
-    coarse = blur(coarse_sigma if coarse_sigma is not None else max(h / 8, 1.0))
-    shading = (1.0 + strength * (fine / coarse.clamp_min(1e-4) - 1.0)).clamp(*limits)
-    return torch.where(a > 0, shading, torch.ones_like(shading))[None]
-
-
-@pytest.mark.parametrize("size", [(H, W), (256, 192), (7, 5), (1, 4)])
-@pytest.mark.parametrize(
-    "options",
-    [{}, {"strength": 0.5}, {"fine_sigma": 2.5, "coarse_sigma": 0.3}, {"limits": (0.8, 1)},
-     {"fine_sigma": -1.0}],
-)  # fmt: skip
-def test_clothing_shading_on_the_host_equals_the_kernel_path(size, options):
-    g = torch.Generator().manual_seed(size[0])
-    frame = torch.rand(3, *size, generator=g)
-    area = (torch.rand(1, *size, generator=g) > 0.3).float()
-    got = tr.clothing_shading(frame, area, **options)
-    want = _shading_ref(frame, area, **options)
-    assert got.shape == (1, *size) and got.dtype == torch.float32 and torch.equal(got, want)
 
 
 def test_the_cpu_texture_is_channels_last_and_samples_the_same():
