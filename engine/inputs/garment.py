@@ -435,29 +435,11 @@ def _run_halfwidth(alpha: np.ndarray, centre: np.ndarray, normal: np.ndarray, re
     return -offs[lo], offs[hi]
 
 
-_HAS_SLEEVE: dict[tuple, bool] = {}
-_HAS_SLEEVE_LOCK = threading.Lock()
-_HAS_SLEEVE_SIZE = 32
-
-
 def _has_sleeve(gp: torch.Tensor, side: int) -> bool:
-    """Whether the garment of landmarks ``gp`` (10, 2) has a sleeve on ``side`` (its end 5% of
-    the garment's shoulder width or more from its root); remembered by the landmarks' values
-    (a stream asks twice a frame about the same garment)."""
-    key = (gp.detach().cpu().numpy().tobytes(), gp.dtype, str(gp.device), side)
-    with _HAS_SLEEVE_LOCK:
-        hit = _HAS_SLEEVE.get(key)
-    if hit is not None:
-        return hit
     sleeve, shoulder, armpit = ((_VR, _SR, _AR), (_VL, _SL, _AL))[side]
     g_sw = float((gp[_SL] - gp[_SR]).norm())
     root = 0.5 * (gp[shoulder] + gp[armpit])
-    has = float((gp[sleeve] - root).norm()) >= 0.05 * max(g_sw, 1.0)
-    with _HAS_SLEEVE_LOCK:
-        if len(_HAS_SLEEVE) >= _HAS_SLEEVE_SIZE:
-            _HAS_SLEEVE.pop(next(iter(_HAS_SLEEVE)))  # the oldest
-        _HAS_SLEEVE[key] = has
-    return has
+    return float((gp[sleeve] - root).norm()) >= 0.05 * max(g_sw, 1.0)
 
 
 def _rot90(v: np.ndarray) -> np.ndarray:
